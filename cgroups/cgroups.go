@@ -1,0 +1,116 @@
+// Package cgroups places a container in its control groups and applies the OCI
+// resources to them on cgroup v1, v2 and hybrid hosts, through
+// github.com/containerd/cgroups/v3.
+//
+// Only the cgroupfs driver exists: runmini never talks to systemd. A
+// cgroupsPath in systemd's "slice:prefix:name" form is refused with
+// ErrSystemd, since the hosts runmini targets here have no systemd to own
+// the unit.
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Config names a container's cgroup and the resources to apply to it.
+type Config struct {
+	// ID is the container id; it names the default cgroup when Path is empty.
+	ID string
+	// Path is the spec's linux.cgroupsPath. Absolute paths are taken from
+	// the root of each hierarchy; relative ones are relative to the cgroup
+	// of the calling process (runc's rule). Empty means "/runmini/<ID>".
+	Path string
+	// Resources from the spec; nil means none.
+	Resources *specs.LinuxResources
+	// Root is where cgroupfs is mounted, "" for /sys/fs/cgroup. Tests
+	// point it at a temporary directory standing in for cgroupfs.
+	Root string
+	// Mode overrides how the hierarchies under Root are laid out. The
+	// zero value, ModeAuto, asks the host (containerd's cgroups.Mode for
+	// the default Root, the same statfs test for any other Root).
+	Mode Mode
+
+	// selfCgroup replaces /proc/self/cgroup when resolving a relative
+	// Path; tests set it so they do not depend on where they run.
+	selfCgroup string
+}
+
+// Mode is how cgroup hierarchies are mounted.
+type Mode int
+
+const (
+	// ModeAuto detects the mode of the host.
+	ModeAuto Mode = iota
+	// ModeV1 is cgroup v1 only: one hierarchy per controller under Root.
+	ModeV1
+	// ModeHybrid is v1 hierarchies for the controllers plus a cgroup2
+	// hierarchy at Root/unified holding whatever controllers v1 left over.
+	ModeHybrid
+	// ModeV2 is a single cgroup2 hierarchy at Root.
+	ModeV2
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeAuto:
+		return "auto"
+	case ModeV1:
+		return "v1"
+	case ModeHybrid:
+		return "hybrid"
+	case ModeV2:
+		return "v2"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+var (
+	// ErrSystemd is returned for a systemd-style cgroupsPath
+	// ("slice:prefix:name"): that form needs the systemd cgroup driver,
+	// which needs a running systemd.
+	ErrSystemd = errors.New("systemd cgroup driver requires systemd")
+	// ErrControllerUnavailable is wrapped by errors about a resource whose
+	// cgroup controller is not present on the host; the message names the
+	// controller and the resource.
+	ErrControllerUnavailable = errors.New("cgroup controller not available")
+	// ErrInvalidPath is wrapped by errors about a cgroupsPath (or a saved
+	// path given to Load) that cannot be used.
+	ErrInvalidPath = errors.New("invalid cgroup path")
+)
+
+// Manager is one container's cgroup.
+type Manager interface {
+	// Create makes the cgroup directories and applies Resources. It runs
+	// before the container's init exists so that, on cgroup v2, the init
+	// can be cloned straight into the cgroup (see FD).
+	Create() error
+	// FD is an O_RDONLY|O_DIRECTORY fd of the container's cgroup v2
+	// directory for clone3's CLONE_INTO_CGROUP, or -1 where the init
+	// must be moved in with Apply instead (v1 and hybrid hosts). The
+	// Manager owns the fd: Destroy closes it.
+	FD() int
+	// Apply moves pid into the cgroup in every hierarchy.
+	Apply(pid int) error
+	// Set applies resources to the existing cgroup (runc update).
+	Set(r *specs.LinuxResources) error
+	// Freeze stops every process in the cgroup and returns once the
+	// kernel reports the cgroup frozen.
+	Freeze() error
+	// Thaw resumes the processes stopped by Freeze.
+	Thaw() error
+	// Frozen reports whether the cgroup is frozen (runc's "paused").
+	Frozen() (bool, error)
+	// Pids lists every process in the cgroup and its descendants.
+	Pids() ([]int, error)
+	// Paths maps each controller (v1) or "" (v2 unified) to the absolute
+	// host directory of the container's cgroup; it is saved in state.json
+	// and given to Load. The rootfs code uses it for cgroup mounts.
+	Paths() map[string]string
+	// Destroy removes the cgroup directories, child cgroups first
+	// (retrying while the kernel still counts exited tasks); a missing
+	// directory is not an error.
+	Destroy() error
+}

@@ -1,0 +1,506 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+type manager struct {
+	mu sync.Mutex
+	layout
+	// hugetlbV2 sends hugetlb limits to the cgroup2 hierarchy: always on
+	// v2, and on hybrid hosts whose v1 has no hugetlb hierarchy.
+	hugetlbV2 bool
+	res       *specs.LinuxResources
+	fd        int
+	files     cgroupFiles
+}
+
+// New validates c and decides, once, which hierarchies the container's
+// cgroup lives in. It reads the host (mode, mounted controllers, the
+// caller's own cgroup for relative paths) but changes nothing on disk
+// until Create. Resources that need a controller the host lacks are
+// refused here with ErrControllerUnavailable.
+func New(c Config) (Manager, error) {
+	root := c.Root
+	if root == "" {
+		root = defaultRoot
+	}
+	root = filepath.Clean(root)
+	mode := c.Mode
+	if mode == ModeAuto {
+		var err error
+		if mode, err = detectMode(root); err != nil {
+			return nil, err
+		}
+	}
+	if mode != ModeV1 && mode != ModeHybrid && mode != ModeV2 {
+		return nil, fmt.Errorf("unknown cgroup mode %v", mode)
+	}
+	l, err := resolve(c, mode, root)
+	if err != nil {
+		return nil, err
+	}
+	m := newManager(l, c.Resources)
+	if _, err := m.check(c.Resources); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func newManager(l layout, r *specs.LinuxResources) *manager {
+	_, v1Hugetlb := l.v1["hugetlb"]
+	return &manager{
+		layout:    l,
+		hugetlbV2: l.mode == ModeV2 || (l.mode == ModeHybrid && !v1Hugetlb),
+		res:       r,
+		fd:        -1,
+	}
+}
+
+// check validates r against the host and returns the cgroup2 controllers
+// it needs.
+func (m *manager) check(r *specs.LinuxResources) ([]need, error) {
+	if r == nil {
+		return nil, nil
+	}
+	if err := validate(r); err != nil {
+		return nil, err
+	}
+	var v2 []need
+	switch m.mode {
+	case ModeV1, ModeHybrid:
+		for _, n := range v1Needs(r) {
+			if n.ctrl == "hugetlb" && m.hugetlbV2 {
+				v2 = append(v2, n)
+				continue
+			}
+			if _, ok := m.v1[n.ctrl]; !ok {
+				return nil, fmt.Errorf("%w: %s (needed by %s) is not mounted under %s", ErrControllerUnavailable, n.ctrl, n.what, m.root)
+			}
+		}
+		if len(r.Unified) > 0 {
+			if m.mode == ModeV1 {
+				return nil, fmt.Errorf("%w: unified resources need a cgroup v2 hierarchy, %s has only cgroup v1", ErrControllerUnavailable, m.root)
+			}
+			v2 = append(v2, unifiedNeeds(r.Unified)...)
+		}
+	case ModeV2:
+		if n := r.Network; n != nil && (nz(n.ClassID) || len(n.Priorities) > 0) {
+			return nil, fmt.Errorf("%w: network classID and priorities need cgroup v1 net_cls and net_prio", ErrControllerUnavailable)
+		}
+		if c := r.CPU; c != nil && (nz(c.RealtimeRuntime) || nz(c.RealtimePeriod)) {
+			return nil, fmt.Errorf("%w: realtime cpu limits need the cgroup v1 cpu controller", ErrControllerUnavailable)
+		}
+		v2 = v2Needs(r)
+	}
+	if len(v2) == 0 {
+		return nil, nil
+	}
+	mnt := unifiedRoot(m.root, m.mode)
+	avail, err := m.files.availableV2(mnt)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range v2 {
+		if !avail[n.ctrl] {
+			return nil, fmt.Errorf("%w: %s (needed by %s) is not offered by the cgroup v2 hierarchy at %s", ErrControllerUnavailable, n.ctrl, n.what, mnt)
+		}
+	}
+	return v2, nil
+}
+
+func (m *manager) Create() (retErr error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.res
+	if r == nil {
+		r = &specs.LinuxResources{}
+	}
+	v2needs, err := m.check(r)
+	if err != nil {
+		return err
+	}
+	var made []string
+	defer func() {
+		if retErr != nil {
+			m.closeFD()
+			removeDirs(made)
+			retErr = fmt.Errorf("create cgroup: %w", retErr)
+		}
+	}()
+	for _, ctrl := range sortedKeys(m.v1) {
+		d, err := mkdirAll(m.v1[ctrl])
+		made = append(made, d...)
+		if err != nil {
+			return err
+		}
+	}
+	if len(m.v1) > 0 {
+		// The library fills in cpuset.cpus and cpuset.mems of every new
+		// cpuset level from its parent; v1 refuses tasks in a cgroup
+		// where they are empty.
+		if _, err := m.cgroup1(true); err != nil {
+			return fmt.Errorf("initialise v1 cgroup: %w", err)
+		}
+	}
+	if m.v2 != "" {
+		d, err := mkdirAll(m.v2)
+		made = append(made, d...)
+		if err != nil {
+			return err
+		}
+		if err := m.enableV2(v2needs); err != nil {
+			return err
+		}
+	}
+	if err := m.apply(r, false); err != nil {
+		return err
+	}
+	if m.mode == ModeV2 {
+		fd, err := unix.Open(m.v2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", m.v2, err)
+		}
+		m.closeFD()
+		m.fd = fd
+	}
+	return nil
+}
+
+// enableV2 makes the needed cgroup2 controllers available in m.v2. On a
+// hybrid host v1 does the real work, so only what is needed is enabled
+// and an unneeded unified hierarchy is left as it is.
+func (m *manager) enableV2(needs []need) error {
+	if m.mode == ModeHybrid && len(needs) == 0 {
+		return nil
+	}
+	var names []string
+	for _, n := range needs {
+		if !slices.Contains(names, n.ctrl) {
+			names = append(names, n.ctrl)
+		}
+	}
+	mnt := unifiedRoot(m.root, m.mode)
+	if m.mode == ModeHybrid {
+		if err := enableOnly(m.files, mnt, m.v2, names); err != nil {
+			return err
+		}
+	} else if err := m.files.enableControllers(mnt, m.v2, names); err != nil {
+		return err
+	}
+	return m.files.checkEnabled(m.v2, needs)
+}
+
+// enableOnly enables exactly names in every ancestor of dir below mnt.
+func enableOnly(f cgroupFiles, mnt, dir string, names []string) error {
+	rel, err := filepath.Rel(mnt, dir)
+	if err != nil {
+		return fmt.Errorf("cgroup %s is not under %s: %w", dir, mnt, err)
+	}
+	var plus []string
+	for _, n := range names {
+		plus = append(plus, "+"+n)
+	}
+	cur := mnt
+	for _, elem := range strings.Split(rel, "/") {
+		if err := f.write(cur, "cgroup.subtree_control", strings.Join(plus, " ")); err != nil {
+			return fmt.Errorf("enable controllers: %w", err)
+		}
+		cur = filepath.Join(cur, elem)
+	}
+	return nil
+}
+
+// apply writes r to every hierarchy; update is set by Set.
+func (m *manager) apply(r *specs.LinuxResources, update bool) error {
+	switch m.mode {
+	case ModeV1, ModeHybrid:
+		if err := m.files.setV1(m.v1, r, m.hugetlbV2, update); err != nil {
+			return err
+		}
+		if m.v2 != "" {
+			if m.hugetlbV2 {
+				if err := m.files.setV2Hugetlb(m.v2, r.HugepageLimits); err != nil {
+					return err
+				}
+			}
+			return m.files.setUnified(m.v2, r.Unified)
+		}
+	case ModeV2:
+		if err := m.files.setV2(m.v2, r); err != nil {
+			return err
+		}
+		return m.setV2Devices(r.Devices)
+	}
+	return nil
+}
+
+func (m *manager) Set(r *specs.LinuxResources) error {
+	if r == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v2needs, err := m.check(r)
+	if err != nil {
+		return err
+	}
+	if m.v2 != "" && len(v2needs) > 0 {
+		if err := m.enableV2(v2needs); err != nil {
+			return fmt.Errorf("update cgroup: %w", err)
+		}
+	}
+	if err := m.apply(r, true); err != nil {
+		return fmt.Errorf("update cgroup: %w", err)
+	}
+	m.res = r
+	return nil
+}
+
+func (m *manager) FD() int {
+	if m.mode != ModeV2 {
+		return -1
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fd < 0 {
+		// A Manager from Load opens on first use; on failure the caller
+		// falls back to Apply, which reports the error.
+		fd, err := unix.Open(m.v2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1
+		}
+		m.fd = fd
+	}
+	return m.fd
+}
+
+func (m *manager) closeFD() {
+	if m.fd >= 0 {
+		_ = unix.Close(m.fd)
+		m.fd = -1
+	}
+}
+
+func (m *manager) Apply(pid int) error {
+	if pid <= 0 {
+		return fmt.Errorf("add pid %d to cgroup: invalid pid", pid)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.v1) > 0 {
+		cg, err := m.cgroup1(false)
+		if err != nil {
+			return fmt.Errorf("add pid %d to cgroup: %w", pid, err)
+		}
+		if err := cg.AddProc(uint64(pid)); err != nil {
+			return fmt.Errorf("add pid %d to v1 cgroup %s: %w", pid, m.someV1Dir(), err)
+		}
+	}
+	if m.v2 != "" {
+		cg, err := m.cgroup2()
+		if err != nil {
+			return fmt.Errorf("add pid %d to cgroup: %w", pid, err)
+		}
+		if err := cg.AddProc(uint64(pid)); err != nil {
+			return fmt.Errorf("add pid %d to cgroup %s: %w", pid, m.v2, err)
+		}
+	}
+	return nil
+}
+
+func (m *manager) Pids() ([]int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var raw []uint64
+	if m.mode == ModeV2 {
+		if !exists(m.v2) {
+			return nil, fmt.Errorf("list pids of cgroup %s: %w", m.v2, fs.ErrNotExist)
+		}
+		cg, err := m.cgroup2()
+		if err != nil {
+			return nil, err
+		}
+		if raw, err = cg.Procs(true); err != nil {
+			return nil, fmt.Errorf("list pids of cgroup %s: %w", m.v2, err)
+		}
+	} else {
+		// Every v1 hierarchy holds the same processes; freezer's is the
+		// one Freeze acts on.
+		ctrl := m.someV1()
+		if !exists(m.v1[ctrl]) {
+			return nil, fmt.Errorf("list pids of cgroup %s: %w", m.v1[ctrl], fs.ErrNotExist)
+		}
+		cg, err := m.cgroup1(false, ctrl)
+		if err != nil {
+			return nil, err
+		}
+		procs, err := cg.Processes(v1Name(ctrl), true)
+		if err != nil {
+			return nil, fmt.Errorf("list pids of cgroup %s: %w", m.v1[ctrl], err)
+		}
+		for _, p := range procs {
+			raw = append(raw, uint64(p.Pid))
+		}
+	}
+	seen := map[int]bool{}
+	pids := make([]int, 0, len(raw))
+	for _, p := range raw {
+		if !seen[int(p)] {
+			seen[int(p)] = true
+			pids = append(pids, int(p))
+		}
+	}
+	sort.Ints(pids)
+	return pids, nil
+}
+
+func (m *manager) Paths() map[string]string {
+	out := make(map[string]string, len(m.v1)+1)
+	for k, v := range m.v1 {
+		out[k] = v
+	}
+	if m.v2 != "" {
+		out[""] = m.v2
+	}
+	return out
+}
+
+func (m *manager) Destroy() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closeFD()
+	var errs []error
+	seen := map[string]bool{}
+	dirs := make([]string, 0, len(m.v1)+1)
+	for _, k := range sortedKeys(m.v1) {
+		dirs = append(dirs, m.v1[k])
+	}
+	if m.v2 != "" {
+		dirs = append(dirs, m.v2)
+	}
+	deadline := time.Now().Add(removeBudget)
+	for _, d := range dirs {
+		if !seen[d] {
+			seen[d] = true
+			errs = append(errs, removeTree(d, deadline))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("destroy cgroup: %w", err)
+	}
+	return nil
+}
+
+// someV1 picks the v1 hierarchy that stands for all of them when listing
+// processes: freezer first, as Freeze acts there.
+func (m *manager) someV1() string {
+	for _, c := range []string{"freezer", "pids", "devices", "memory", "cpu"} {
+		if _, ok := m.v1[c]; ok {
+			return c
+		}
+	}
+	return sortedKeys(m.v1)[0]
+}
+
+func (m *manager) someV1Dir() string { return m.v1[m.someV1()] }
+
+// v1Name is the library's name of a v1 hierarchy.
+func v1Name(ctrl string) cgroup1.Name {
+	return cgroup1.Name(strings.TrimPrefix(ctrl, "name="))
+}
+
+// v1Subsystem is the library's controller for one v1 hierarchy.
+func v1Subsystem(root, ctrl string) cgroup1.Subsystem {
+	switch ctrl {
+	case "cpuset":
+		return cgroup1.NewCpuset(root)
+	case "cpu":
+		return cgroup1.NewCpu(root)
+	case "cpuacct":
+		return cgroup1.NewCpuacct(root)
+	case "memory":
+		return cgroup1.NewMemory(root)
+	case "devices":
+		return cgroup1.NewDevices(root)
+	case "freezer":
+		return cgroup1.NewFreezer(root)
+	case "net_cls":
+		return cgroup1.NewNetCls(root)
+	case "net_prio":
+		return cgroup1.NewNetPrio(root)
+	case "blkio":
+		return cgroup1.NewBlkio(root)
+	case "perf_event":
+		return cgroup1.NewPerfEvent(root)
+	case "pids":
+		return cgroup1.NewPids(root)
+	case "rdma":
+		return cgroup1.NewRdma(root)
+	case "hugetlb":
+		if h, err := cgroup1.NewHugetlb(root); err == nil {
+			return h
+		}
+	}
+	// misc, name=systemd, and hugetlb without /sys/kernel/mm/hugepages:
+	// nothing but a directory to create and join.
+	return cgroup1.NewNamed(root, v1Name(ctrl))
+}
+
+// cgroup1 opens the v1 side through containerd's library, restricted to
+// the given hierarchies (all when none are given). create makes the
+// directories, with no resources: those are written by setV1.
+func (m *manager) cgroup1(create bool, only ...string) (cgroup1.Cgroup, error) {
+	if len(only) == 0 {
+		only = sortedKeys(m.v1)
+	}
+	subs := make([]cgroup1.Subsystem, 0, len(only))
+	byName := map[cgroup1.Name]string{}
+	for _, ctrl := range only {
+		subs = append(subs, v1Subsystem(m.root, ctrl))
+		byName[v1Name(ctrl)] = ctrl
+	}
+	hierarchy := func() ([]cgroup1.Subsystem, error) { return subs, nil }
+	path := func(name cgroup1.Name) (string, error) {
+		ctrl, ok := byName[name]
+		if !ok {
+			return "", cgroup1.ErrControllerNotActive
+		}
+		rel, err := filepath.Rel(hierarchyDir(m.root, ctrl), m.v1[ctrl])
+		if err != nil {
+			return "", fmt.Errorf("cgroup %s outside its hierarchy: %w", m.v1[ctrl], err)
+		}
+		return "/" + rel, nil
+	}
+	opts := []cgroup1.InitOpts{cgroup1.WithHierarchy(hierarchy)}
+	if create {
+		return cgroup1.New(path, &specs.LinuxResources{}, opts...)
+	}
+	return cgroup1.Load(path, opts...)
+}
+
+func (m *manager) cgroup2() (*cgroup2.Manager, error) {
+	mnt := unifiedRoot(m.root, m.mode)
+	rel, err := filepath.Rel(mnt, m.v2)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s outside %s: %w", m.v2, mnt, err)
+	}
+	cg, err := cgroup2.Load("/"+rel, cgroup2.WithMountpoint(mnt))
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup %s: %w", m.v2, err)
+	}
+	return cg, nil
+}

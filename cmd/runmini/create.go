@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/runmini/runmini/libcontainer"
+	"github.com/runmini/runmini/spec"
+)
+
+var createFlags = []cli.Flag{
+	&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Value: "", Usage: "path to the root of the bundle directory, defaults to the current directory"},
+	&cli.StringFlag{Name: "console-socket", Usage: "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal"},
+	&cli.StringFlag{Name: "pid-file", Usage: "specify the file to write the process id to"},
+	&cli.BoolFlag{Name: "no-pivot", Usage: "do not use pivot root to jail process inside rootfs.  This should be used whenever the rootfs is on top of a ramdisk"},
+	&cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container.  This will cause the container to inherit the calling processes session key"},
+	&cli.IntFlag{Name: "preserve-fds", Usage: "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)"},
+}
+
+var createCommand = &cli.Command{
+	Name:      "create",
+	Usage:     "create a container",
+	ArgsUsage: "<container-id>",
+	Flags:     createFlags,
+	Action: func(c *cli.Context) error {
+		if err := checkArgs(c, 1, true); err != nil {
+			return err
+		}
+		_, _, err := createContainer(c, false)
+		return err
+	},
+}
+
+// createContainer loads and validates the bundle, then creates the
+// container. Nothing is created before the input has been checked.
+func createContainer(c *cli.Context, foreground bool) (*libcontainer.Container, *libcontainer.Process, error) {
+	id, err := containerID(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := rootDir(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	bundle := c.String("bundle")
+	if bundle == "" {
+		bundle = "."
+	}
+	bundle, err = filepath.Abs(bundle)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := spec.Load(bundle)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := spec.Validate(s, bundle); err != nil {
+		return nil, nil, err
+	}
+	rootfs := spec.RootfsPath(s, bundle)
+	n := c.Int("preserve-fds")
+	if n < 0 {
+		return nil, nil, fmt.Errorf("invalid --preserve-fds %d", n)
+	}
+	ctr, proc, err := libcontainer.Create(c.Context, &libcontainer.CreateOpts{
+		Root:          root,
+		ID:            id,
+		Bundle:        bundle,
+		Spec:          s,
+		Rootfs:        rootfs,
+		ConsoleSocket: c.String("console-socket"),
+		NoPivot:       c.Bool("no-pivot"),
+		NoNewKeyring:  c.Bool("no-new-keyring"),
+		PreserveFDs:   n,
+		Foreground:    foreground,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if p := c.String("pid-file"); p != "" {
+		if err := writePidFile(p, proc.Pid); err != nil {
+			ctr.Delete(c.Context, true)
+			return nil, nil, err
+		}
+	}
+	return ctr, proc, nil
+}
+
+// writePidFile writes atomically: a reader never sees an empty file.
+func writePidFile(path string, pid int) error {
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	return nil
+}

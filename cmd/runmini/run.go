@@ -1,0 +1,84 @@
+package main
+
+import (
+	"os"
+	"os/signal"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+var runCommand = &cli.Command{
+	Name:      "run",
+	Usage:     "create and run a container",
+	ArgsUsage: "<container-id>",
+	Flags: append([]cli.Flag{
+		&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "detach from the container's process"},
+		&cli.BoolFlag{Name: "keep", Usage: "do not delete the container after it exits"},
+	}, createFlags...),
+	Action: func(c *cli.Context) error {
+		if err := checkArgs(c, 1, true); err != nil {
+			return err
+		}
+		detach := c.Bool("detach")
+		if !detach {
+			// The init may be a grandchild (pid namespace joined): be its
+			// subreaper so we can wait for it.
+			if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+				return err
+			}
+		}
+		// Catch signals before the container exists, then forward them.
+		sigs := make(chan os.Signal, 32)
+		if !detach {
+			signal.Notify(sigs)
+			defer signal.Stop(sigs)
+		}
+		ctr, proc, err := createContainer(c, !detach)
+		if err != nil {
+			return err
+		}
+		if err := ctr.Start(c.Context); err != nil {
+			ctr.Delete(c.Context, true)
+			return err
+		}
+		if detach {
+			return nil
+		}
+		done := make(chan unix.WaitStatus, 1)
+		go func() {
+			ws, _ := proc.Wait()
+			done <- ws
+		}()
+		for {
+			select {
+			case s := <-sigs:
+				sig := s.(unix.Signal)
+				if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
+					continue
+				}
+				unix.Kill(proc.Pid, sig)
+			case ws := <-done:
+				if !c.Bool("keep") {
+					if err := ctr.Delete(c.Context, true); err != nil {
+						return err
+					}
+				}
+				return exitStatus(ws)
+			}
+		}
+	},
+}
+
+// exitStatus is the container's status as a shell reports it: the exit
+// code, or 128+signal.
+func exitStatus(ws unix.WaitStatus) error {
+	code := ws.ExitStatus()
+	if ws.Signaled() {
+		code = 128 + int(ws.Signal())
+	}
+	if code == 0 {
+		return nil
+	}
+	return exitError(code)
+}

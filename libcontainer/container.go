@@ -1,0 +1,146 @@
+// Package libcontainer runs OCI containers: it creates the init process in
+// its namespaces and cgroup, drives the sync protocol with it, and keeps the
+// container's state on disk so that a later process (another runmini
+// command, or the shim after a restart) can find and manage it.
+package libcontainer
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runmini/runmini/cgroups"
+)
+
+// Container is a handle on one container's state directory.
+type Container struct {
+	root string // the runtime's --root
+	dir  string // <root>/<id>
+	st   *persisted
+}
+
+// Load opens an existing container. A missing one is ErrNotExist.
+func Load(root, id string) (*Container, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, id)
+	st, err := readState(dir)
+	if err != nil {
+		if isNotExist(err) {
+			// A state dir without state.json is a create that was
+			// interrupted before it finished: only delete may touch it.
+			if _, serr := os.Stat(dir); serr == nil {
+				return &Container{root: root, dir: dir, st: &persisted{ID: id}}, nil
+			}
+			return nil, ErrNotExist
+		}
+		return nil, err
+	}
+	return &Container{root: root, dir: dir, st: st}, nil
+}
+
+// List loads every container under root, skipping entries that are not
+// containers.
+func List(root string) ([]*Container, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		if isNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []*Container
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		c, err := Load(root, e.Name())
+		if err != nil {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// validID is the part of id validation that protects the filesystem: the
+// CLI validates ids fully (spec.ValidateID) before getting here.
+func validID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return fmt.Errorf("invalid container id format: %s", id)
+	}
+	return nil
+}
+
+func (c *Container) ID() string          { return c.st.ID }
+func (c *Container) Pid() int            { return c.st.InitPid }
+func (c *Container) Bundle() string      { return c.st.Bundle }
+func (c *Container) Config() *specs.Spec { return c.st.Config }
+
+// Status computes the state from the live init process.
+func (c *Container) Status() Status {
+	if c.st.Config == nil {
+		return Creating
+	}
+	if !c.st.initAlive() {
+		return Stopped
+	}
+	if _, err := os.Lstat(filepath.Join(c.dir, execSock)); err == nil {
+		return Created
+	}
+	if m, err := c.cgroup(); err == nil && m != nil {
+		if frozen, err := m.Frozen(); err == nil && frozen {
+			return Paused
+		}
+	}
+	return Running
+}
+
+// State is the OCI state of the container.
+func (c *Container) State() *OCIState {
+	st := c.Status()
+	s := &OCIState{
+		OCIVersion: specs.Version,
+		ID:         c.st.ID,
+		Status:     st,
+		Bundle:     c.st.Bundle,
+		Rootfs:     c.st.Rootfs,
+		Created:    c.st.Created,
+		Owner:      c.st.Owner,
+	}
+	if c.st.Config != nil {
+		s.Annotations = c.st.Config.Annotations
+	}
+	if st != Stopped {
+		s.Pid = c.st.InitPid
+	}
+	return s
+}
+
+// specState is the state handed to hooks on stdin.
+func (c *Container) specState(status Status) *specs.State {
+	s := &specs.State{
+		Version: specs.Version,
+		ID:      c.st.ID,
+		Status:  specs.ContainerState(status),
+		Bundle:  c.st.Bundle,
+	}
+	if status != Stopped {
+		s.Pid = c.st.InitPid
+	}
+	if c.st.Config != nil {
+		s.Annotations = c.st.Config.Annotations
+	}
+	return s
+}
+
+func (c *Container) cgroup() (cgroups.Manager, error) {
+	if len(c.st.CgroupPaths) == 0 {
+		return nil, nil
+	}
+	return cgroups.Load(c.st.CgroupPaths, "")
+}

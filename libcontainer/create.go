@@ -1,0 +1,460 @@
+package libcontainer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/runmini/runmini/cgroups"
+	"github.com/runmini/runmini/libcontainer/hooks"
+	"github.com/runmini/runmini/libcontainer/nsenter"
+)
+
+// CreateOpts is what `create` (and `run`, and the shim) pass in.
+type CreateOpts struct {
+	Root   string
+	ID     string
+	Bundle string // absolute
+	Spec   *specs.Spec
+	// Rootfs is the absolute, symlink-free host path of the root filesystem.
+	Rootfs        string
+	ConsoleSocket string
+	NoPivot       bool
+	NoNewKeyring  bool
+	// PreserveFDs passes fds 3 .. 3+PreserveFDs-1 of the caller to the
+	// container process under the same numbers.
+	PreserveFDs int
+	// Stdio of the init; nil means the caller's own.
+	Stdin, Stdout, Stderr *os.File
+	// Foreground keeps the caller as the init's parent so it can wait
+	// for it (`run` without --detach).
+	Foreground bool
+}
+
+// initConfig travels to the init in the msgConfig packet. Fds are numbered
+// as the init sees them.
+type initConfig struct {
+	ID           string            `json:"id"`
+	Bundle       string            `json:"bundle"`
+	Rootfs       string            `json:"rootfs"`
+	Spec         *specs.Spec       `json:"spec"`
+	NoPivot      bool              `json:"no_pivot,omitempty"`
+	NoNewKeyring bool              `json:"no_new_keyring,omitempty"`
+	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
+	InitUnshare  uintptr           `json:"init_unshare,omitempty"`
+	HasMountNS   bool              `json:"has_mount_ns,omitempty"`
+	NewUserNS    bool              `json:"new_user_ns,omitempty"`
+	NewCgroupNS  bool              `json:"new_cgroup_ns,omitempty"`
+	ConsoleFD    int               `json:"console_fd"`
+	ExecSockFD   int               `json:"exec_sock_fd"`
+	PreserveFDs  int               `json:"preserve_fds,omitempty"`
+	// InitPid is the init's pid in the runtime's pid namespace, for the
+	// state handed to createContainer hooks.
+	InitPid int `json:"init_pid"`
+}
+
+// Process is the init as its creator sees it.
+type Process struct {
+	Pid int
+	cmd *exec.Cmd
+	// reparented: the init is not our child (it was forked by the nsenter
+	// constructor); waiting needs a subreaper.
+	reparented bool
+}
+
+// Wait waits for the init to exit and returns its wait status.
+func (p *Process) Wait() (unix.WaitStatus, error) {
+	if !p.reparented {
+		err := p.cmd.Wait()
+		if p.cmd.ProcessState == nil {
+			return 0, err
+		}
+		return unix.WaitStatus(p.cmd.ProcessState.Sys().(syscall.WaitStatus)), nil
+	}
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(p.Pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		return ws, err
+	}
+}
+
+// Create makes the container: state dir, cgroup, and an init process that
+// has built the container's environment and now waits for Start. On any
+// error everything made so far is undone.
+func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, retErr error) {
+	if err := validID(o.ID); err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(o.Root, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create root %s: %w", o.Root, err)
+	}
+	dir := filepath.Join(o.Root, o.ID)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, nil, fmt.Errorf("%w: %s", ErrExist, o.ID)
+		}
+		return nil, nil, fmt.Errorf("create state dir: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+
+	s := o.Spec
+	absMountSources(s, o.Bundle)
+	var res *specs.LinuxResources
+	var cgPath string
+	if s.Linux != nil {
+		res, cgPath = s.Linux.Resources, s.Linux.CgroupsPath
+	}
+	cg, err := cgroups.New(cgroups.Config{ID: o.ID, Path: cgPath, Resources: res})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cg.Create(); err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			if err := cg.Destroy(); err != nil {
+				slog.Warn("remove cgroup after failed create", "err", err)
+			}
+		}
+	}()
+
+	plan, err := planNamespaces(s, cg.FD() >= 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer plan.close()
+
+	st := &persisted{
+		ID:           o.ID,
+		Bundle:       o.Bundle,
+		Rootfs:       o.Rootfs,
+		Created:      time.Now().UTC(),
+		CgroupPaths:  cg.Paths(),
+		PrivatePidNS: plan.has[specs.PIDNamespace],
+		Config:       s,
+	}
+	c = &Container{root: o.Root, dir: dir, st: st}
+
+	proc, err = c.startInit(ctx, o, cg, plan)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, proc, nil
+}
+
+// startInit starts `runmini init` and drives it to the ready state.
+func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Manager, plan *nsPlan) (proc *Process, retErr error) {
+	exe, err := sealedExe()
+	if err != nil {
+		return nil, err
+	}
+	defer exe.Close()
+
+	parentSock, childSock, err := newSyncPair()
+	if err != nil {
+		return nil, err
+	}
+	defer parentSock.Close()
+	defer childSock.Close()
+
+	execLn, err := listenExecSock(c.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer execLn.Close()
+	defer func() {
+		if retErr != nil {
+			os.Remove(filepath.Join(c.dir, execSock))
+		}
+	}()
+
+	var console *os.File
+	if s := o.Spec; s.Process != nil && s.Process.Terminal {
+		if o.ConsoleSocket == "" {
+			return nil, errors.New("cannot allocate tty if runmini will detach without setting console socket")
+		}
+		console, err = dialConsoleSocket(o.ConsoleSocket)
+		if err != nil {
+			return nil, err
+		}
+		defer console.Close()
+	} else if o.ConsoleSocket != "" {
+		return nil, errors.New("cannot use console socket if runmini will not detach or allocate tty")
+	}
+
+	// Child fd layout: 0-2 stdio, then the preserved fds (so they keep
+	// their numbers), then ours.
+	var extra []*os.File
+	for i := 0; i < o.PreserveFDs; i++ {
+		extra = append(extra, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+	}
+	add := func(f *os.File) int {
+		extra = append(extra, f)
+		return 2 + len(extra)
+	}
+	exeFD := add(exe)
+	syncFD := add(childSock)
+	ic := &initConfig{
+		ID:           o.ID,
+		Bundle:       o.Bundle,
+		Rootfs:       o.Rootfs,
+		Spec:         o.Spec,
+		NoPivot:      o.NoPivot,
+		NoNewKeyring: o.NoNewKeyring,
+		CgroupPaths:  cg.Paths(),
+		InitUnshare:  plan.initUnshare,
+		HasMountNS:   plan.has[specs.MountNamespace],
+		NewUserNS:    plan.has[specs.UserNamespace],
+		NewCgroupNS:  plan.has[specs.CgroupNamespace],
+		ConsoleFD:    -1,
+		ExecSockFD:   add(execLn),
+		PreserveFDs:  o.PreserveFDs,
+	}
+	if console != nil {
+		ic.ConsoleFD = add(console)
+	}
+	env := []string{"_RUNMINI_SYNCFD=" + strconv.Itoa(syncFD), "GOMAXPROCS=1"}
+	var nsPipeR, nsPipeW *os.File
+	if plan.needsNsenter() {
+		nsPipeR, nsPipeW, err = os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		defer nsPipeR.Close()
+		defer nsPipeW.Close()
+		pipeFD := add(nsPipeW)
+		first := 3 + len(extra)
+		extra = append(extra, plan.joins...)
+		env = append(env, plan.nsenterEnv(first, pipeFD)...)
+	}
+
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/fd/" + strconv.Itoa(exeFD),
+		Args:       []string{"runmini", "init"},
+		Env:        env,
+		Stdin:      orStd(o.Stdin, os.Stdin),
+		Stdout:     orStd(o.Stdout, os.Stdout),
+		Stderr:     orStd(o.Stderr, os.Stderr),
+		ExtraFiles: extra,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: plan.cloneFlags,
+			// The init dies with us until it is fully created.
+			Pdeathsig: syscall.SIGKILL,
+			Setsid:    o.Spec.Process != nil && o.Spec.Process.Terminal,
+		},
+	}
+	if fd := cg.FD(); fd >= 0 {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = fd
+	}
+	if plan.cloneFlags&unix.CLONE_NEWUSER != 0 {
+		if err := setIDMappings(cmd.SysProcAttr, o.Spec); err != nil {
+			return nil, err
+		}
+	}
+	// Pdeathsig fires when the thread that forked exits: keep it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	started := &Process{Pid: cmd.Process.Pid, cmd: cmd}
+	proc = started
+	childSock.Close()
+	defer func() {
+		if retErr != nil {
+			started.kill()
+		}
+	}()
+	if nsPipeW != nil {
+		nsPipeW.Close()
+		pid, err := nsenter.ReadReport(nsPipeR)
+		if err != nil {
+			return nil, err
+		}
+		if pid != 0 {
+			// The intermediate exits right away; reap it.
+			cmd.Wait()
+			proc.Pid, proc.reparented = pid, true
+		}
+	}
+	if cg.FD() < 0 {
+		if err := cg.Apply(proc.Pid); err != nil {
+			return nil, err
+		}
+	}
+	start, _, err := procStartTime(proc.Pid)
+	if err != nil {
+		return nil, fmt.Errorf("container init exited: %w", err)
+	}
+	c.st.InitPid, c.st.InitStart = proc.Pid, start
+	ic.InitPid = proc.Pid
+
+	conn := &syncConn{f: parentSock}
+	if err := conn.send(&syncMsg{Type: msgConfig, Config: ic}); err != nil {
+		return nil, err
+	}
+	logf := func(raw json.RawMessage) { forwardLog(raw) }
+	for {
+		m, err := conn.expectAny(logf)
+		if err != nil {
+			return nil, c.initFailed(err)
+		}
+		switch m.Type {
+		case msgCreateRuntime:
+			h := o.Spec.Hooks
+			if err := hooks.RunAll(ctx, "createRuntime", h.CreateRuntime, c.specState(Creating)); err != nil {
+				conn.send(&syncMsg{Type: msgError, Error: err.Error()})
+				return nil, err
+			}
+			if err := conn.send(&syncMsg{Type: msgOK}); err != nil {
+				return nil, err
+			}
+		case msgReady:
+			if err := writeState(c.dir, c.st); err != nil {
+				return nil, fmt.Errorf("write state: %w", err)
+			}
+			if err := conn.send(&syncMsg{Type: msgOK}); err != nil {
+				os.Remove(filepath.Join(c.dir, stateFile))
+				return nil, err
+			}
+			if !o.Foreground {
+				cmd.Process.Release()
+			}
+			return proc, nil
+		default:
+			return nil, fmt.Errorf("sync protocol: unexpected %q from init", m.Type)
+		}
+	}
+}
+
+// absMountSources makes relative bind sources relative to the bundle, as
+// the runtime spec says; the init no longer knows where the bundle is.
+func absMountSources(s *specs.Spec, bundle string) {
+	for i, m := range s.Mounts {
+		if m.Source != "" && !filepath.IsAbs(m.Source) && isBind(m) {
+			s.Mounts[i].Source = filepath.Join(bundle, m.Source)
+		}
+	}
+}
+
+func isBind(m specs.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+func orStd(f, std *os.File) *os.File {
+	if f != nil {
+		return f
+	}
+	return std
+}
+
+// initFailed adds what we know about why the init went away.
+func (c *Container) initFailed(err error) error {
+	if errors.Is(err, errUnexpectedEOF) {
+		return fmt.Errorf("container init exited before it was ready: %w", err)
+	}
+	return err
+}
+
+func (p *Process) kill() {
+	unix.Kill(p.Pid, unix.SIGKILL)
+	p.Wait()
+}
+
+func setIDMappings(a *syscall.SysProcAttr, s *specs.Spec) error {
+	if s.Linux == nil || len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0 {
+		return errors.New("user namespaces enabled, but no user mapping found")
+	}
+	for _, m := range s.Linux.UIDMappings {
+		a.UidMappings = append(a.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+	}
+	for _, m := range s.Linux.GIDMappings {
+		a.GidMappings = append(a.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+	}
+	// Go writes "deny" to setgroups unless told otherwise; containers
+	// need setgroups for additionalGids.
+	a.GidMappingsEnableSetgroups = true
+	return nil
+}
+
+// listenExecSock binds <dir>/exec.sock. The path goes through the
+// directory's fd so its length never hits sun_path's 108-byte limit.
+func listenExecSock(dir string) (*os.File, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("exec socket: %w", err)
+	}
+	path := "/proc/self/fd/" + strconv.Itoa(int(d.Fd())) + "/" + execSock
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind exec socket: %w", err)
+	}
+	if err := unix.Listen(fd, 1); err != nil {
+		unix.Close(fd)
+		os.Remove(filepath.Join(dir, execSock))
+		return nil, fmt.Errorf("listen on exec socket: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "exec.sock"), nil
+}
+
+func dialConsoleSocket(path string) (*os.File, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("connect to console socket: %w", err)
+	}
+	defer conn.Close()
+	f, err := conn.(*net.UnixConn).File()
+	if err != nil {
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	return f, nil
+}
+
+// forwardLog re-emits a log record the init sent.
+func forwardLog(raw json.RawMessage) {
+	var r struct {
+		Level string `json:"level"`
+		Msg   string `json:"msg"`
+	}
+	if json.Unmarshal(raw, &r) != nil {
+		return
+	}
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(r.Level))
+	slog.Log(context.Background(), lvl, r.Msg, "from", "init")
+}

@@ -1,0 +1,150 @@
+package libcontainer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Status is a container's lifecycle state, as the OCI runtime spec names it.
+type Status string
+
+const (
+	Creating Status = "creating"
+	Created  Status = "created"
+	Running  Status = "running"
+	Stopped  Status = "stopped"
+	Paused   Status = "paused"
+)
+
+const (
+	stateFile = "state.json"
+	// execSock exists while the init waits for `start`; its presence is
+	// what tells "created" from "running".
+	execSock = "exec.sock"
+)
+
+// persisted is what state.json holds. It is written once, atomically, when
+// the container is created; everything that changes (status, liveness) is
+// computed afresh from the live process on every call.
+type persisted struct {
+	ID          string            `json:"id"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	InitPid     int               `json:"init_process_pid"`
+	InitStart   uint64            `json:"init_process_start"`
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner,omitempty"`
+	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
+	// PrivatePidNS: killing the init kills every process of the container.
+	PrivatePidNS bool        `json:"private_pid_ns"`
+	Config       *specs.Spec `json:"config"`
+}
+
+// OCIState is the JSON `runmini state` prints: runc's format, which is the
+// OCI state plus created and owner.
+type OCIState struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Status      Status            `json:"status"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+func writeState(dir string, p *persisted) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, stateFile), b, 0o600)
+}
+
+func readState(dir string) (*persisted, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	p := new(persisted)
+	if err := json.Unmarshal(b, p); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	return p, nil
+}
+
+// writeFileAtomic writes data to a temporary file in the same directory and
+// renames it over path, so a reader sees the old file or the new one, never
+// a torn one.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) (retErr error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// procStartTime returns field 22 (starttime) of /proc/pid/stat and whether
+// the process is a zombie. Comparing start times is what keeps a recycled
+// pid from being mistaken for the container's init.
+func procStartTime(pid int) (start uint64, zombie bool, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false, err
+	}
+	// The command name may contain spaces and parentheses: fields start
+	// after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, false, fmt.Errorf("parse /proc/%d/stat: no command end", pid)
+	}
+	fields := bytes.Fields(b[i+2:])
+	// fields[0] is state (field 3); starttime is field 22.
+	if len(fields) < 20 {
+		return 0, false, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(fields))
+	}
+	start, err = strconv.ParseUint(string(fields[19]), 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("parse /proc/%d/stat starttime: %w", pid, err)
+	}
+	return start, string(fields[0]) == "Z" || string(fields[0]) == "X", nil
+}
+
+// initAlive tells whether the recorded init is still the same live process.
+func (p *persisted) initAlive() bool {
+	if p.InitPid <= 0 {
+		return false
+	}
+	start, zombie, err := procStartTime(p.InitPid)
+	if err != nil {
+		return false
+	}
+	return start == p.InitStart && !zombie
+}
+
+func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
