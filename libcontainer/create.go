@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -338,6 +339,15 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			if err := conn.send(&syncMsg{Type: msgOK}); err != nil {
 				os.Remove(filepath.Join(c.dir, stateFile))
 				return nil, err
+			}
+			// The init clears its parent-death signal and then closes its
+			// end: until that EOF, our exit would still kill it.
+			if m, err := conn.recv(); err != io.EOF {
+				os.Remove(filepath.Join(c.dir, stateFile))
+				if err == nil {
+					err = fmt.Errorf("sync protocol: unexpected %q from init", m.Type)
+				}
+				return nil, fmt.Errorf("container init did not confirm creation: %w", err)
 			}
 			if !o.Foreground {
 				cmd.Process.Release()

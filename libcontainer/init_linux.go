@@ -19,6 +19,7 @@ import (
 
 	"github.com/runmini/runmini/libcontainer/capabilities"
 	"github.com/runmini/runmini/libcontainer/hooks"
+	"github.com/runmini/runmini/libcontainer/seccomp"
 	"github.com/runmini/runmini/mount"
 )
 
@@ -75,6 +76,13 @@ func initContainer(conn *syncConn) error {
 		return errors.New("config has no process")
 	}
 	in := &initState{conn: conn, ic: ic, spec: s}
+	// Compiled first so a bad profile fails before anything is mounted.
+	var filter *seccomp.Filter
+	if s.Linux != nil && s.Linux.Seccomp != nil && (s.Linux.Seccomp.DefaultAction != "" || len(s.Linux.Seccomp.Syscalls) > 0) {
+		if filter, err = seccomp.Compile(s.Linux.Seccomp); err != nil {
+			return err
+		}
+	}
 	if err := in.namespaces(); err != nil {
 		return err
 	}
@@ -148,6 +156,19 @@ func initContainer(conn *syncConn) error {
 		return fmt.Errorf("apply bounding capabilities: %w", err)
 	}
 	cwdErr := unix.Chdir(s.Process.Cwd)
+	// Nothing but stdio and the preserved fds may reach the container.
+	// Done before the seccomp filter, which may well forbid close_range.
+	if err := unix.CloseRange(uint(3+in.ic.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("mark fds close-on-exec: %w", err)
+	}
+	if filter != nil && !s.Process.NoNewPrivileges {
+		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN,
+		// which the container user may not keep: load it now.
+		if err := filter.Load(); err != nil {
+			return err
+		}
+		filter = nil
+	}
 	if err := in.setUser(); err != nil {
 		return err
 	}
@@ -163,6 +184,13 @@ func initContainer(conn *syncConn) error {
 	if s.Process.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("set no_new_privs: %w", err)
+		}
+	}
+	if filter != nil {
+		// As late as the sync with the parent allows, so the filter
+		// constrains the container and as little of the runtime as possible.
+		if err := filter.Load(); err != nil {
+			return err
 		}
 	}
 	path, err := lookPath(s.Process.Args[0], s.Process.Env)
@@ -481,10 +509,6 @@ func (in *initState) waitStartAndExec(path string) error {
 		if err := hooks.RunAll(context.Background(), "startContainer", s.Hooks.StartContainer, in.hookState(specs.StateCreated)); err != nil {
 			return fail(err)
 		}
-	}
-	// Nothing but stdio and the preserved fds may reach the container.
-	if err := unix.CloseRange(uint(3+in.ic.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fail(fmt.Errorf("mark fds close-on-exec: %w", err))
 	}
 	err := unix.Exec(path, s.Process.Args, s.Process.Env)
 	return fail(fmt.Errorf("exec %s: %w", path, err))

@@ -50,7 +50,16 @@ func Features() *features.Features {
 				SystemdUser: &no,
 				Rdma:        &yes,
 			},
-			Seccomp:  &features.Seccomp{Enabled: &no},
+			Seccomp: &features.Seccomp{
+				Enabled:   &yes,
+				Actions:   slices.Clone(seccompActions),
+				Operators: slices.Clone(seccompOperators),
+				Archs:     slices.Clone(seccompArchs),
+				KnownFlags: []string{"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+					"SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"},
+				SupportedFlags: []string{"SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+					"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"},
+			},
 			Apparmor: &features.Apparmor{Enabled: &no},
 			Selinux:  &features.Selinux{Enabled: &no},
 			IntelRdt: &features.IntelRdt{Enabled: &no, Schemata: &no, Monitoring: &no},
@@ -87,3 +96,15 @@ func knownCapabilities() []string {
 	}
 	return out
 }
+
+// What libcontainer/seccomp compiles; its tests check these lists against it.
+var (
+	seccompActions = []string{"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+		"SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"}
+	seccompOperators = []string{"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+		"SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"}
+	seccompArchs = []string{"SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64",
+		"SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC",
+		"SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64", "SCMP_ARCH_S390", "SCMP_ARCH_S390X",
+		"SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"}
+)

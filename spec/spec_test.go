@@ -303,7 +303,10 @@ func TestFeatures(t *testing.T) {
 	if !reflect.DeepEqual(cg, wantCgroup) {
 		t.Errorf("linux.cgroup = %v, want %v", cg, wantCgroup)
 	}
-	for _, key := range []string{"seccomp", "apparmor", "selinux", "intelRdt"} {
+	if m, _ := linux["seccomp"].(map[string]any); m["enabled"] != true {
+		t.Errorf("linux.seccomp.enabled = %v, want true", m["enabled"])
+	}
+	for _, key := range []string{"apparmor", "selinux", "intelRdt"} {
 		if m, _ := linux[key].(map[string]any); m["enabled"] != false {
 			t.Errorf("linux.%s.enabled = %v, want false", key, m["enabled"])
 		}

@@ -561,11 +561,8 @@ func checkSecurity(v *validation) error {
 			return errors.New("unable to restrict sys entries without a private MNT namespace")
 		}
 	}
-	// runc treats a seccomp object with neither a default action nor
-	// syscalls as "no seccomp".
-	if sc := l.Seccomp; sc != nil && (sc.DefaultAction != "" || len(sc.Syscalls) > 0) {
-		return errors.New("seccomp: config provided but seccomp not supported")
-	}
+	// A seccomp config is compiled (and so checked) by the init with
+	// libseccomp: one compiler, one set of error messages.
 	if profile := v.s.Process.ApparmorProfile; profile != "" {
 		if !appArmorEnabled() {
 			return errors.New("apparmor: config provided but apparmor not supported")

@@ -1,0 +1,123 @@
+# runmini: build, install and test.
+#
+#   make                 build bin/runmini (static, with its cgo constructor)
+#   make install         install it into $(DESTDIR)$(PREFIX)/bin
+#   make test            install missing prerequisites (as root), build, then run
+#                        lint, unit, integration and conformance tests
+#   make demo            drive bin/runmini by hand (scripts/demo.sh)
+#   make clean           remove build output; make distclean also drops the caches
+#
+# The steps of `make test` are targets of their own (prereqs, lint, unit,
+# integration, validation-suite, conformance). The tests run against
+# bin/runmini unless RUNTIME_UNDER_TEST (a path, or a name such as runc) or
+# RUNMINI_BINARY names another runtime; CONFORMANCE_RUN, CONFORMANCE_JOBS
+# and CONFORMANCE_TIMEOUT tune the conformance run (tests/conformance/doc.go).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := all
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+GO ?= go
+
+# Build and module caches live outside the checkout so that a fresh clone
+# (CI) on the same machine starts warm.
+RUNMINI_CACHE ?= /var/tmp/runmini-cache
+export RUNMINI_CACHE
+export GOCACHE ?= $(RUNMINI_CACHE)/go-build
+export GOMODCACHE ?= $(RUNMINI_CACHE)/gomod
+export GOFLAGS := -mod=mod
+export GOTOOLCHAIN := local
+export RUNTIME_UNDER_TEST RUNMINI_BINARY CONFORMANCE_RUN CONFORMANCE_JOBS CONFORMANCE_TIMEOUT
+
+BIN := bin/runmini
+# Static, so the binary runs anywhere and its sealed copy needs no loader.
+# netgo/osusergo keep glibc's NSS (which cannot be linked statically) out.
+GO_BUILD_FLAGS := -trimpath -tags netgo,osusergo
+GO_LDFLAGS := -s -w -linkmode external -extldflags -static
+
+step = @printf '\n==> %s\n' "$(1)"
+
+.PHONY: all
+all: $(BIN)
+
+# Always handed to go build, which knows better than make whether
+# anything changed.
+.PHONY: $(BIN)
+$(BIN):
+	@libc_a=$$($${CC:-gcc} -print-file-name=libc.a); \
+	if [[ $$libc_a != /* ]]; then \
+		echo "no libc.a for the static link: install libc6-dev (or run make prereqs)" >&2; exit 1; \
+	fi
+	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o $@ ./cmd/runmini
+
+.PHONY: install
+install: $(BIN)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/runmini
+
+.PHONY: test
+test:
+	$(call step,prerequisites)
+	@$(MAKE) --no-print-directory prereqs
+	$(call step,build $(BIN))
+	@$(MAKE) --no-print-directory all
+	$(call step,lint: gofmt and go vet)
+	@$(MAKE) --no-print-directory lint
+	$(call step,unit tests)
+	@$(MAKE) --no-print-directory unit
+	$(call step,integration tests (tests/))
+	@$(MAKE) --no-print-directory integration
+	$(call step,OCI validation suite: build (cached))
+	@$(MAKE) --no-print-directory validation-suite
+	$(call step,OCI validation suite: run)
+	@$(MAKE) --no-print-directory conformance
+	$(call step,make test: all steps passed)
+
+.PHONY: prereqs
+prereqs:
+	scripts/prereqs.sh
+
+.PHONY: lint
+lint:
+	@unformatted=$$(find . -name '*.go' -not -path './.git/*' -not -path './bin/*' -exec gofmt -l {} +); \
+	if [[ -n $$unformatted ]]; then echo "not gofmt-ed:" $$unformatted >&2; exit 1; fi
+	$(GO) vet ./...
+
+# Everything but tests/, which needs a built runtime.
+.PHONY: unit
+unit:
+	@pkgs=$$($(GO) list ./... | grep -v '/tests\(/\|$$\)' || true); \
+	if [[ -z $$pkgs ]]; then echo "no unit test packages"; exit 0; fi; \
+	echo "$(GO) test" $$pkgs; \
+	$(GO) test $$pkgs
+
+# tests/ but the conformance suite: real containers, so never from cache.
+.PHONY: integration
+integration:
+	@pkgs=$$($(GO) list ./tests/... | grep -v '/tests/conformance$$' || true); \
+	if [[ -z $$pkgs ]]; then echo "no integration test packages"; exit 0; fi; \
+	echo "$(GO) test -count=1 -timeout 15m" $$pkgs; \
+	$(GO) test -count=1 -timeout 15m $$pkgs
+
+.PHONY: validation-suite
+validation-suite:
+	scripts/build-validation.sh
+
+.PHONY: conformance
+conformance: validation-suite
+	$(GO) test -count=1 -v -timeout 20m ./tests/conformance
+
+.PHONY: demo
+demo: prereqs
+	scripts/demo.sh
+
+.PHONY: clean
+clean:
+	rm -rf bin
+
+# The module cache is read-only on disk; go clean knows how to remove it.
+.PHONY: distclean
+distclean: clean
+	-$(GO) clean -modcache
+	rm -rf $(RUNMINI_CACHE)

@@ -1,0 +1,221 @@
+// Package seccomp turns the OCI seccomp config into a BPF filter with
+// libseccomp and loads it into the calling thread.
+package seccomp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
+)
+
+var actions = map[specs.LinuxSeccompAction]libseccomp.ScmpAction{
+	specs.ActKill:        libseccomp.ActKillThread,
+	specs.ActKillThread:  libseccomp.ActKillThread,
+	specs.ActKillProcess: libseccomp.ActKillProcess,
+	specs.ActTrap:        libseccomp.ActTrap,
+	specs.ActErrno:       libseccomp.ActErrno,
+	specs.ActTrace:       libseccomp.ActTrace,
+	specs.ActAllow:       libseccomp.ActAllow,
+	specs.ActLog:         libseccomp.ActLog,
+}
+
+var operators = map[specs.LinuxSeccompOperator]libseccomp.ScmpCompareOp{
+	specs.OpNotEqual:     libseccomp.CompareNotEqual,
+	specs.OpLessThan:     libseccomp.CompareLess,
+	specs.OpLessEqual:    libseccomp.CompareLessOrEqual,
+	specs.OpEqualTo:      libseccomp.CompareEqual,
+	specs.OpGreaterEqual: libseccomp.CompareGreaterEqual,
+	specs.OpGreaterThan:  libseccomp.CompareGreater,
+	specs.OpMaskedEqual:  libseccomp.CompareMaskedEqual,
+}
+
+// Actions, Operators and Archs list what this build supports (features).
+func Actions() []string   { return keys(actions) }
+func Operators() []string { return keys(operators) }
+func Archs() []string {
+	return []string{"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+		"SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+		"SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
+		"SCMP_ARCH_S390X", "SCMP_ARCH_RISCV64"}
+}
+
+func keys[K ~string, V any](m map[K]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, string(k))
+	}
+	return out
+}
+
+// archName maps the OCI name (SCMP_ARCH_X86_64) to libseccomp's (amd64).
+func archName(a specs.Arch) (libseccomp.ScmpArch, error) {
+	name := strings.ToLower(strings.TrimPrefix(string(a), "SCMP_ARCH_"))
+	switch name {
+	case "x86_64":
+		name = "amd64"
+	case "aarch64":
+		name = "arm64"
+	}
+	arch, err := libseccomp.GetArchFromString(name)
+	if err != nil {
+		return 0, fmt.Errorf("seccomp: unknown architecture %q", a)
+	}
+	return arch, nil
+}
+
+func action(a specs.LinuxSeccompAction, errnoRet *uint, defaultErrno int16) (libseccomp.ScmpAction, error) {
+	act, ok := actions[a]
+	if !ok {
+		if a == specs.ActNotify {
+			return 0, errors.New("seccomp: SCMP_ACT_NOTIFY is not supported by this build")
+		}
+		return 0, fmt.Errorf("seccomp: unknown action %q", a)
+	}
+	switch act {
+	case libseccomp.ActErrno, libseccomp.ActTrace:
+		code := defaultErrno
+		if errnoRet != nil {
+			code = int16(*errnoRet)
+		}
+		act = act.SetReturnCode(code)
+	}
+	return act, nil
+}
+
+// Filter is a compiled filter, ready to load.
+type Filter struct{ f *libseccomp.ScmpFilter }
+
+// Compile checks the config and builds the filter; nothing is loaded.
+func Compile(c *specs.LinuxSeccomp) (_ *Filter, retErr error) {
+	const eperm = 1
+	def, err := action(c.DefaultAction, c.DefaultErrnoRet, eperm)
+	if err != nil {
+		return nil, err
+	}
+	if c.ListenerPath != "" {
+		return nil, errors.New("seccomp: listenerPath is not supported by this build")
+	}
+	f, err := libseccomp.NewFilter(def)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: new filter: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			f.Release()
+		}
+	}()
+	// The runtime decides about no_new_privs itself (process.noNewPrivileges).
+	if err := f.SetNoNewPrivsBit(false); err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	for _, a := range c.Architectures {
+		arch, err := archName(a)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.AddArch(arch); err != nil {
+			return nil, fmt.Errorf("seccomp: add architecture %s: %w", a, err)
+		}
+	}
+	for _, flag := range c.Flags {
+		switch flag {
+		case specs.LinuxSeccompFlagLog:
+			err = f.SetLogBit(true)
+		case specs.LinuxSeccompFlagSpecAllow:
+			err = f.SetSSB(true)
+		case specs.LinuxSeccompFlagWaitKillableRecv:
+			err = f.SetWaitKill(true)
+		default:
+			err = fmt.Errorf("unsupported flag %q", flag)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("seccomp: flag %s: %w", flag, err)
+		}
+	}
+	for _, sc := range c.Syscalls {
+		act, err := action(sc.Action, sc.ErrnoRet, eperm)
+		if err != nil {
+			return nil, err
+		}
+		conds, err := conditions(sc.Args)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range sc.Names {
+			call, err := libseccomp.GetSyscallFromName(name)
+			if err != nil {
+				// Profiles list syscalls of newer kernels and other
+				// architectures; runc skips the unknown ones too.
+				slog.Debug("seccomp: unknown syscall skipped", "name", name)
+				continue
+			}
+			if err := addRule(f, call, act, conds); err != nil {
+				return nil, fmt.Errorf("seccomp: rule for %s: %w", name, err)
+			}
+		}
+	}
+	return &Filter{f: f}, nil
+}
+
+// conditions groups the args: libseccomp ANDs the conditions of one rule
+// but refuses two on the same argument, so several conditions on one
+// argument become separate rules (an OR), as runc does.
+func conditions(args []specs.LinuxSeccompArg) ([][]libseccomp.ScmpCondition, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	var all []libseccomp.ScmpCondition
+	sameArg := true
+	for i, a := range args {
+		op, ok := operators[a.Op]
+		if !ok {
+			return nil, fmt.Errorf("seccomp: unknown operator %q", a.Op)
+		}
+		vals := []uint64{a.Value}
+		if op == libseccomp.CompareMaskedEqual {
+			vals = append(vals, a.ValueTwo)
+		}
+		c, err := libseccomp.MakeCondition(a.Index, op, vals...)
+		if err != nil {
+			return nil, fmt.Errorf("seccomp: condition on arg %d: %w", a.Index, err)
+		}
+		all = append(all, c)
+		if i > 0 && a.Index != args[0].Index {
+			sameArg = false
+		}
+	}
+	if sameArg && len(all) > 1 {
+		out := make([][]libseccomp.ScmpCondition, len(all))
+		for i, c := range all {
+			out[i] = []libseccomp.ScmpCondition{c}
+		}
+		return out, nil
+	}
+	return [][]libseccomp.ScmpCondition{all}, nil
+}
+
+func addRule(f *libseccomp.ScmpFilter, call libseccomp.ScmpSyscall, act libseccomp.ScmpAction, conds [][]libseccomp.ScmpCondition) error {
+	if len(conds) == 0 {
+		return f.AddRule(call, act)
+	}
+	for _, c := range conds {
+		if err := f.AddRuleConditional(call, act, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Load installs the filter on the calling thread (the one that will exec
+// the container process) and frees it.
+func (f *Filter) Load() error {
+	defer f.f.Release()
+	if err := f.f.Load(); err != nil {
+		return fmt.Errorf("seccomp: load filter: %w", err)
+	}
+	return nil
+}
