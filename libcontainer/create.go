@@ -123,7 +123,7 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	var res *specs.LinuxResources
 	var cgPath string
 	if s.Linux != nil {
-		res, cgPath = s.Linux.Resources, s.Linux.CgroupsPath
+		res, cgPath = deviceRules(s), s.Linux.CgroupsPath
 	}
 	cg, err := cgroups.New(cgroups.Config{ID: o.ID, Path: cgPath, Resources: res})
 	if err != nil {
@@ -414,7 +414,22 @@ func setIDMappings(a *syscall.SysProcAttr, s *specs.Spec) error {
 	// Go writes "deny" to setgroups unless told otherwise; containers
 	// need setgroups for additionalGids.
 	a.GidMappingsEnableSetgroups = true
+	// The init starts with the host's uid 0, which the new namespace may
+	// not map: it would exec as the overflow uid and lose every
+	// capability. Become the namespace's root first when it has one.
+	if mapsZero(s.Linux.UIDMappings) && mapsZero(s.Linux.GIDMappings) {
+		a.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+	}
 	return nil
+}
+
+func mapsZero(ms []specs.LinuxIDMapping) bool {
+	for _, m := range ms {
+		if m.ContainerID == 0 && m.Size > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // listenExecSock binds <dir>/exec.sock. The path goes through the

@@ -42,11 +42,8 @@ func (c *Container) Start(ctx context.Context) error {
 	if err := c.release(); err != nil {
 		return err
 	}
-	if h != nil && len(h.Poststart) > 0 {
-		if err := hooks.RunAll(ctx, "poststart", h.Poststart, c.specState(Running)); err != nil {
-			// The spec: a failing poststart hook is only a warning.
-			slog.Warn("poststart hook failed", "err", err)
-		}
+	if h != nil {
+		runWarn(ctx, "poststart", h.Poststart, c.specState(Running))
 	}
 	return nil
 }
@@ -85,9 +82,8 @@ func (c *Container) release() error {
 	if len(msg) > 0 {
 		return errors.New(string(msg))
 	}
-	if !c.st.initAlive() {
-		return errors.New("container init exited before the container process started")
-	}
+	// EOF without a message: the exec happened (the connection is
+	// close-on-exec). The process may well have exited already.
 	return nil
 }
 
@@ -179,11 +175,8 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 		}
 	}
-	if cfg := c.st.Config; cfg != nil && cfg.Hooks != nil && len(cfg.Hooks.Poststop) > 0 {
-		if err := hooks.RunAll(ctx, "poststop", cfg.Hooks.Poststop, c.specState(Stopped)); err != nil {
-			// The spec: a failing poststop hook is a warning.
-			slog.Warn("poststop hook failed", "err", err)
-		}
+	if cfg := c.st.Config; cfg != nil && cfg.Hooks != nil {
+		runWarn(ctx, "poststop", cfg.Hooks.Poststop, c.specState(Stopped))
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove state dir: %w", err))
@@ -209,3 +202,14 @@ func (c *Container) killAndWait() error {
 
 // HookState is exported for callers that run hooks themselves.
 func (c *Container) HookState() *specs.State { return c.specState(c.Status()) }
+
+// runWarn runs every hook even when one fails: the spec makes a failing
+// poststart or poststop hook a warning, and the remaining hooks and the
+// lifecycle go on as if it had succeeded.
+func runWarn(ctx context.Context, kind string, hs []specs.Hook, st *specs.State) {
+	for i, h := range hs {
+		if err := hooks.Run(ctx, h, st); err != nil {
+			slog.Warn("hook failed", "kind", kind, "index", i, "err", err)
+		}
+	}
+}

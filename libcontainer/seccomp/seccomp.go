@@ -3,8 +3,15 @@
 package seccomp
 
 import (
+	"encoding/binary"
+	"os"
+	"runtime"
+	"strconv"
+	"unsafe"
+
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"log/slog"
 	"strings"
 
@@ -87,10 +94,13 @@ func action(a specs.LinuxSeccompAction, errnoRet *uint, defaultErrno int16) (lib
 }
 
 // Filter is a compiled filter, ready to load.
-type Filter struct{ f *libseccomp.ScmpFilter }
+type Filter struct {
+	prog  []unix.SockFilter
+	flags uintptr
+}
 
 // Compile checks the config and builds the filter; nothing is loaded.
-func Compile(c *specs.LinuxSeccomp) (_ *Filter, retErr error) {
+func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
 	const eperm = 1
 	def, err := action(c.DefaultAction, c.DefaultErrnoRet, eperm)
 	if err != nil {
@@ -103,11 +113,7 @@ func Compile(c *specs.LinuxSeccomp) (_ *Filter, retErr error) {
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: new filter: %w", err)
 	}
-	defer func() {
-		if retErr != nil {
-			f.Release()
-		}
-	}()
+	defer f.Release()
 	// The runtime decides about no_new_privs itself (process.noNewPrivileges).
 	if err := f.SetNoNewPrivsBit(false); err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)
@@ -121,19 +127,17 @@ func Compile(c *specs.LinuxSeccomp) (_ *Filter, retErr error) {
 			return nil, fmt.Errorf("seccomp: add architecture %s: %w", a, err)
 		}
 	}
+	var flags uintptr
 	for _, flag := range c.Flags {
 		switch flag {
 		case specs.LinuxSeccompFlagLog:
-			err = f.SetLogBit(true)
+			flags |= unix.SECCOMP_FILTER_FLAG_LOG
 		case specs.LinuxSeccompFlagSpecAllow:
-			err = f.SetSSB(true)
+			flags |= unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
 		case specs.LinuxSeccompFlagWaitKillableRecv:
-			err = f.SetWaitKill(true)
+			flags |= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 		default:
-			err = fmt.Errorf("unsupported flag %q", flag)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("seccomp: flag %s: %w", flag, err)
+			return nil, fmt.Errorf("seccomp: unsupported flag %q", flag)
 		}
 	}
 	for _, sc := range c.Syscalls {
@@ -144,6 +148,11 @@ func Compile(c *specs.LinuxSeccomp) (_ *Filter, retErr error) {
 		conds, err := conditions(sc.Args)
 		if err != nil {
 			return nil, err
+		}
+		if act == def {
+			// libseccomp refuses a rule that repeats the default
+			// action; it would change nothing anyway.
+			continue
 		}
 		for _, name := range sc.Names {
 			call, err := libseccomp.GetSyscallFromName(name)
@@ -158,7 +167,45 @@ func Compile(c *specs.LinuxSeccomp) (_ *Filter, retErr error) {
 			}
 		}
 	}
-	return &Filter{f: f}, nil
+	prog, err := exportBPF(f)
+	if err != nil {
+		return nil, err
+	}
+	return &Filter{prog: prog, flags: flags}, nil
+}
+
+// exportBPF renders the filter now: loading must not call into libseccomp,
+// because by then the process's rlimits (RLIMIT_AS, RLIMIT_DATA) may leave
+// no room for the allocations it makes.
+func exportBPF(f *libseccomp.ScmpFilter) ([]unix.SockFilter, error) {
+	fd, err := unix.MemfdCreate("seccomp-bpf", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: memfd: %w", err)
+	}
+	mf := os.NewFile(uintptr(fd), "seccomp-bpf")
+	defer mf.Close()
+	if err := f.ExportBPF(mf); err != nil {
+		return nil, fmt.Errorf("seccomp: export filter: %w", err)
+	}
+	raw, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: read filter: %w", err)
+	}
+	const insnSize = 8 // struct sock_filter
+	if len(raw) == 0 || len(raw)%insnSize != 0 {
+		return nil, fmt.Errorf("seccomp: exported filter has %d bytes", len(raw))
+	}
+	prog := make([]unix.SockFilter, len(raw)/insnSize)
+	for i := range prog {
+		b := raw[i*insnSize:]
+		prog[i] = unix.SockFilter{
+			Code: binary.NativeEndian.Uint16(b[0:]),
+			Jt:   b[2],
+			Jf:   b[3],
+			K:    binary.NativeEndian.Uint32(b[4:]),
+		}
+	}
+	return prog, nil
 }
 
 // conditions groups the args: libseccomp ANDs the conditions of one rule
@@ -211,11 +258,13 @@ func addRule(f *libseccomp.ScmpFilter, call libseccomp.ScmpSyscall, act libsecco
 }
 
 // Load installs the filter on the calling thread (the one that will exec
-// the container process) and frees it.
+// the container process) with seccomp(2) directly: no allocation, no cgo.
 func (f *Filter) Load() error {
-	defer f.f.Release()
-	if err := f.f.Load(); err != nil {
-		return fmt.Errorf("seccomp: load filter: %w", err)
+	fprog := unix.SockFprog{Len: uint16(len(f.prog)), Filter: &f.prog[0]}
+	_, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, f.flags, uintptr(unsafe.Pointer(&fprog)))
+	runtime.KeepAlive(f.prog)
+	if e != 0 {
+		return fmt.Errorf("seccomp: load filter: %w", e)
 	}
 	return nil
 }

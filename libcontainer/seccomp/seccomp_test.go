@@ -35,7 +35,9 @@ func TestCompileSkipsUnknownSyscalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.f.Release()
+	if len(f.prog) == 0 {
+		t.Fatal("empty program")
+	}
 }
 
 // TestLoadedFilter loads a filter in a child process (filters cannot be
