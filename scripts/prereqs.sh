@@ -6,6 +6,7 @@ set -euo pipefail
 
 # Debian packages the build and the tests use:
 #   gcc, libc6-dev   cgo and the static link of bin/runmini (libc.a)
+#   libseccomp-dev   seccomp filters (libseccomp.a, linked statically)
 #   busybox-static   the busybox rootfs of the integration tests and demo
 #   iproute2         network namespace checks in the integration tests
 #   util-linux       unshare, for the validation suite's private mount ns
@@ -13,7 +14,7 @@ set -euo pipefail
 #   ca-certificates  HTTPS to the Go module proxy
 #   jq               scripts/demo.sh edits config.json with it
 #   make             this build
-packages=(gcc libc6-dev busybox-static iproute2 util-linux tar jq ca-certificates make)
+packages=(gcc libc6-dev libseccomp-dev pkg-config busybox-static iproute2 util-linux tar jq ca-certificates make)
 
 installed() {
 	[[ $(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
