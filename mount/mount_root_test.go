@@ -99,7 +99,9 @@ func runScenario(t *testing.T, sc *scenario) {
 	if sc.Config.Rootfs == "" {
 		sc.Config.Rootfs = filepath.Join(sc.Base, "rootfs")
 	}
-	before, err := os.ReadFile("/proc/self/mountinfo")
+	// Only mounts at or below the scenario's own directory count: other
+	// tests (other packages run in parallel) may mount elsewhere meanwhile.
+	before, err := mountsUnder(sc.Base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,13 +115,30 @@ func runScenario(t *testing.T, sc *scenario) {
 	if len(out) > 0 {
 		t.Logf("%s", out)
 	}
-	after, err := os.ReadFile("/proc/self/mountinfo")
+	after, err := mountsUnder(sc.Base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(before, after) {
-		t.Errorf("the test's mount namespace changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	if before != after {
+		t.Errorf("the test's mount namespace changed under %s:\nbefore:\n%s\nafter:\n%s", sc.Base, before, after)
 	}
+}
+
+// mountsUnder returns the mountinfo lines of this process whose mount point
+// is dir or below it.
+func mountsUnder(dir string) (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out.WriteString(line + "\n")
+		}
+	}
+	return out.String(), nil
 }
 
 // hostMain is the stand-in host: it builds the scenario, runs the
