@@ -82,7 +82,7 @@ func setup(c *cli.Context) error {
 		}
 		w, logFile = f, f
 	}
-	opts := &slog.HandlerOptions{Level: slog.LevelWarn}
+	opts := &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: lowerLevel}
 	if c.Bool("debug") {
 		opts.Level = slog.LevelDebug
 	}
@@ -103,6 +103,18 @@ func setup(c *cli.Context) error {
 		return fmt.Errorf("systemd cgroup driver is not supported by this build of runmini; use the cgroupfs driver (omit --systemd-cgroup)")
 	}
 	return nil
+}
+
+// lowerLevel writes levels as runc (logrus) does, "error" rather than slog's
+// "ERROR": containerd's runc shim and podman read runtime logs written by
+// runc and match the level as it spells it.
+func lowerLevel(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.LevelKey && a.Value.Kind() == slog.KindAny {
+		if l, ok := a.Value.Any().(slog.Level); ok {
+			a.Value = slog.StringValue(strings.ToLower(l.String()))
+		}
+	}
+	return a
 }
 
 // exitError carries a process exit code (run) without an error message.
