@@ -108,7 +108,7 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	dir := filepath.Join(o.Root, o.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return nil, nil, fmt.Errorf("%w: %s", ErrExist, o.ID)
+			return nil, nil, ErrExist
 		}
 		return nil, nil, fmt.Errorf("create state dir: %w", err)
 	}
