@@ -62,6 +62,8 @@ type initConfig struct {
 	ConsoleFD    int               `json:"console_fd"`
 	ExecSockFD   int               `json:"exec_sock_fd"`
 	PreserveFDs  int               `json:"preserve_fds,omitempty"`
+	// Debug: the init sends its debug records (phases) too.
+	Debug bool `json:"debug,omitempty"`
 	// InitPid is the init's pid in the runtime's pid namespace, for the
 	// state handed to createContainer hooks.
 	InitPid int `json:"init_pid"`
@@ -132,6 +134,7 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	if err := cg.Create(); err != nil {
 		return nil, nil, err
 	}
+	phase("cgroup created")
 	defer func() {
 		if retErr != nil {
 			if err := cg.Destroy(); err != nil {
@@ -231,6 +234,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 		ConsoleFD:    -1,
 		ExecSockFD:   add(execLn),
 		PreserveFDs:  o.PreserveFDs,
+		Debug:        slog.Default().Enabled(ctx, slog.LevelDebug),
 	}
 	if console != nil {
 		ic.ConsoleFD = add(console)
@@ -282,6 +286,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	}
 	started := &Process{Pid: cmd.Process.Pid, cmd: cmd}
 	proc = started
+	phase("init started")
 	childSock.Close()
 	defer func() {
 		if retErr != nil {
@@ -316,6 +321,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	if err := conn.send(&syncMsg{Type: msgConfig, Config: ic}); err != nil {
 		return nil, err
 	}
+	phase("config sent")
 	logf := func(raw json.RawMessage) { forwardLog(raw) }
 	for {
 		m, err := conn.expectAny(logf)
@@ -333,6 +339,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 				return nil, err
 			}
 		case msgReady:
+			phase("init ready")
 			if err := writeState(c.dir, c.st); err != nil {
 				return nil, fmt.Errorf("write state: %w", err)
 			}
@@ -352,6 +359,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			if !o.Foreground {
 				cmd.Process.Release()
 			}
+			phase("created")
 			return proc, nil
 		default:
 			return nil, fmt.Errorf("sync protocol: unexpected %q from init", m.Type)
@@ -470,16 +478,22 @@ func dialConsoleSocket(path string) (*os.File, error) {
 	return f, nil
 }
 
-// forwardLog re-emits a log record the init sent.
+// forwardLog re-emits a log record the init sent, with its attributes.
 func forwardLog(raw json.RawMessage) {
-	var r struct {
-		Level string `json:"level"`
-		Msg   string `json:"msg"`
-	}
+	var r map[string]any
 	if json.Unmarshal(raw, &r) != nil {
 		return
 	}
 	var lvl slog.Level
-	lvl.UnmarshalText([]byte(r.Level))
-	slog.Log(context.Background(), lvl, r.Msg, "from", "init")
+	if l, ok := r["level"].(string); ok {
+		lvl.UnmarshalText([]byte(l))
+	}
+	msg, _ := r["msg"].(string)
+	attrs := []any{"from", "init"}
+	for k, v := range r {
+		if k != "level" && k != "msg" && k != "time" {
+			attrs = append(attrs, k, v)
+		}
+	}
+	slog.Log(context.Background(), lvl, msg, attrs...)
 }

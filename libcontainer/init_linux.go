@@ -71,6 +71,10 @@ func initContainer(conn *syncConn) error {
 		return err
 	}
 	ic := m.Config
+	if ic.Debug {
+		slog.SetDefault(slog.New(slog.NewJSONHandler(logWriter{conn}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}
+	phase("init: config received")
 	s := ic.Spec
 	if s.Process == nil {
 		return errors.New("config has no process")
@@ -114,6 +118,7 @@ func initContainer(conn *syncConn) error {
 		if err := mount.Prepare(in.mc); err != nil {
 			return fmt.Errorf("prepare rootfs: %w", err)
 		}
+		phase("init: rootfs prepared")
 	}
 	if err := in.hostAndSysctls(); err != nil {
 		return err
@@ -140,6 +145,7 @@ func initContainer(conn *syncConn) error {
 	if err := in.enterRoot(); err != nil {
 		return err
 	}
+	phase("init: pivoted and finalized")
 	if s.Process.Terminal {
 		if err := in.setupConsole(); err != nil {
 			return err
@@ -197,6 +203,7 @@ func initContainer(conn *syncConn) error {
 	if err != nil {
 		return err
 	}
+	phase("init: ready")
 	if err := conn.send(&syncMsg{Type: msgReady}); err != nil {
 		return err
 	}

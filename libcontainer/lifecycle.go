@@ -39,9 +39,11 @@ func (c *Container) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	phase("start: prestart hooks done")
 	if err := c.release(); err != nil {
 		return err
 	}
+	phase("start: process executed")
 	if h != nil {
 		runWarn(ctx, "poststart", h.Poststart, c.specState(Running))
 	}
@@ -181,6 +183,7 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove state dir: %w", err))
 	}
+	phase("deleted")
 	return errors.Join(errs...)
 }
 
