@@ -5,6 +5,7 @@
 #   make test            install missing prerequisites (as root), build, then run
 #                        lint, unit, integration and conformance tests
 #   make demo            drive bin/runmini by hand (scripts/demo.sh)
+#   make bench           runmini vs runc/crun start-path tables + Go benchmarks
 #   make clean           remove build output; make distclean also drops the caches
 #
 # The steps of `make test` are targets of their own (prereqs, lint, unit,
@@ -107,6 +108,18 @@ validation-suite:
 .PHONY: conformance
 conformance: validation-suite
 	$(GO) test -count=1 -v -timeout 20m ./tests/conformance
+
+# Measurements, never tests: runmini against runc (and crun where it runs on
+# this host) in one interleaved run, then the Go benchmarks of the hot paths.
+# BENCH_N runs per measurement; the default fits in about two minutes.
+BENCH_N ?= 20
+.PHONY: bench
+bench: prereqs all
+	scripts/prereqs.sh runc crun
+	$(call step,runtime start path (BENCH_N=$(BENCH_N)))
+	$(GO) run ./tests/bench -n $(BENCH_N)
+	$(call step,Go benchmarks of the hot paths)
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./spec ./cgroups ./libcontainer/...
 
 .PHONY: demo
 demo: prereqs

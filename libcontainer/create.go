@@ -134,6 +134,11 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	if err := cg.Create(); err != nil {
 		return nil, nil, err
 	}
+	// The default path is /runmini/<id> whatever the --root: a container
+	// must never share a cgroup (limits, kill -a, delete) with a live one.
+	if pids, err := cg.Pids(); err == nil && len(pids) > 0 {
+		return nil, nil, fmt.Errorf("container's cgroup is not empty: %d process(es) found", len(pids))
+	}
 	phase("cgroup created")
 	defer func() {
 		if retErr != nil {

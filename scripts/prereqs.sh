@@ -15,6 +15,8 @@ set -euo pipefail
 #   jq               scripts/demo.sh edits config.json with it
 #   make             this build
 packages=(gcc libc6-dev libseccomp-dev pkg-config busybox-static iproute2 util-linux tar jq ca-certificates make)
+# Extra packages named on the command line (make bench: runc crun).
+packages+=("$@")
 
 installed() {
 	[[ $(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null) == installed ]]

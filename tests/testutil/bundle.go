@@ -107,3 +107,25 @@ func defaultSpec() *specs.Spec {
 		},
 	}
 }
+
+// MakeBundle writes a bundle into dir (which must exist): a busybox rootfs
+// and the default config.json mutated by mutate. It is Bundle for programs
+// that are not tests, such as the benchmarks of `make bench`.
+func MakeBundle(dir string, mutate func(*specs.Spec)) error {
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		return err
+	}
+	if err := makeRootfs(rootfs); err != nil {
+		return err
+	}
+	s := defaultSpec()
+	if mutate != nil {
+		mutate(s)
+	}
+	b, err := json.MarshalIndent(s, "", "\t")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644)
+}
