@@ -3,8 +3,8 @@ package mount
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path"
+	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -58,17 +58,17 @@ func (r *root) setupDev(c *Config, mounts []*specMount) error {
 			devs = append(devs, d)
 		}
 	}
-	for _, d := range devs {
-		if err := r.createDevice(d, c.NewUserNS); err != nil {
-			return err
-		}
-	}
-
+	// One lookup of /dev serves every node directly in it.
 	dev, err := r.mkdirAll("/dev")
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
+	for _, d := range devs {
+		if err := r.createDevice(d, c.NewUserNS, dev); err != nil {
+			return err
+		}
+	}
 	links := [][2]string{
 		{"/proc/self/fd", "fd"},
 		{"/proc/self/fd/0", "stdin"},
@@ -122,7 +122,9 @@ func checkDevice(d specs.LinuxDevice) error {
 
 // createDevice makes one device node with mknod, or, where mknod is not
 // allowed (user namespace), bind-mounts the host's node onto an empty file.
-func (r *root) createDevice(d specs.LinuxDevice, bind bool) error {
+// dev is the handle of the container's /dev, used for nodes directly in
+// it; others look their directory up.
+func (r *root) createDevice(d specs.LinuxDevice, bind bool, dev *handle) error {
 	if err := checkDevice(d); err != nil {
 		return err
 	}
@@ -146,13 +148,16 @@ func (r *root) createDevice(d specs.LinuxDevice, bind bool) error {
 	if bind && typ != unix.S_IFIFO {
 		return r.bindDevice(p, typ, rdev)
 	}
-	dir, err := r.mkdirAll(path.Dir(p))
-	if err != nil {
-		return fmt.Errorf("device %s: %w", p, err)
+	dir := dev
+	if path.Dir(p) != "/dev" {
+		var err error
+		if dir, err = r.mkdirAll(path.Dir(p)); err != nil {
+			return fmt.Errorf("device %s: %w", p, err)
+		}
+		defer dir.Close()
 	}
-	defer dir.Close()
 	name := path.Base(p)
-	err = unix.Mknodat(int(dir.Fd()), name, typ|perm, int(rdev))
+	err := unix.Mknodat(int(dir.Fd()), name, typ|perm, int(rdev))
 	replaced := false
 	if errors.Is(err, unix.EEXIST) {
 		// Whatever the rootfs had there is replaced by what the spec says.
@@ -171,25 +176,29 @@ func (r *root) createDevice(d specs.LinuxDevice, bind bool) error {
 	if !replaced {
 		r.created = append(r.created, createdEntry{path: p})
 	}
+	// A bare fd: this runs for every device.
 	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("device %s: open: %w", p, err)
 	}
-	node := os.NewFile(uintptr(fd), p)
-	defer node.Close()
-	st, err := fstat(node)
-	if err != nil {
-		return fmt.Errorf("device %s: %w", p, err)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("device %s: stat: %w", p, err)
 	}
 	if st.Mode&unix.S_IFMT != typ || (typ != unix.S_IFIFO && st.Rdev != rdev) {
 		return fmt.Errorf("device %s: replaced while being created", p)
 	}
-	// mknod is subject to the umask; chmod is not.
-	if err := unix.Chmod(fdPath(node), perm); err != nil {
-		return fmt.Errorf("device %s: chmod: %w", p, err)
+	nodePath := "/proc/self/fd/" + strconv.Itoa(fd)
+	// mknod is subject to the umask; chmod is not. It is skipped when the
+	// umask took nothing away.
+	if st.Mode&0o7777 != perm {
+		if err := unix.Chmod(nodePath, perm); err != nil {
+			return fmt.Errorf("device %s: chmod: %w", p, err)
+		}
 	}
 	if uid != -1 || gid != -1 {
-		if err := unix.Chown(fdPath(node), uid, gid); err != nil {
+		if err := unix.Chown(nodePath, uid, gid); err != nil {
 			return fmt.Errorf("device %s: chown: %w", p, err)
 		}
 	}

@@ -3,7 +3,6 @@ package mount
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -69,7 +68,7 @@ type finalizer struct {
 	// /proc/self/fd. Without one the root is "/" and nothing lies outside
 	// it, so the in-root resolved path is used instead.
 	viaProc bool
-	null    *os.File
+	null    *handle
 }
 
 func (f *finalizer) close() {
@@ -80,7 +79,7 @@ func (f *finalizer) close() {
 
 // resolve returns a handle to p, or nil when p does not exist, and the
 // path mount(2) should be given for it.
-func (f *finalizer) resolve(p string) (*os.File, string, error) {
+func (f *finalizer) resolve(p string) (*handle, string, error) {
 	h, err := f.root.open(p)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, "", nil
@@ -96,7 +95,7 @@ func (f *finalizer) resolve(p string) (*os.File, string, error) {
 	return h, target, nil
 }
 
-func (f *finalizer) target(h *os.File, p string) (string, error) {
+func (f *finalizer) target(h *handle, p string) (string, error) {
 	if f.viaProc {
 		return fdPath(h), nil
 	}

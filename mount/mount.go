@@ -74,8 +74,13 @@ func Prepare(c *Config) (retErr error) {
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
 		return fmt.Errorf("set propagation of /: %w", err)
 	}
-	if err := rootfsParentNotShared(rootfs); err != nil {
-		return err
+	// A recursive slave or private "/" left no shared mount anywhere in
+	// the namespace (rslave turns every shared mount into a slave or a
+	// private one), so mountinfo need not be read to find out.
+	if prop&unix.MS_REC == 0 || prop&unix.MS_SHARED != 0 {
+		if err := rootfsParentNotShared(rootfs); err != nil {
+			return err
+		}
 	}
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs %s onto itself: %w", rootfs, err)

@@ -501,7 +501,7 @@ func checkFull(ck *checker) {
 	if err != nil {
 		ck.errorf("%v", err)
 	}
-	hs, err := hostHierarchies("/nonexistent")
+	hs, err := hostHierarchies("/nonexistent", self)
 	if err != nil {
 		ck.errorf("%v", err)
 	}
@@ -731,11 +731,12 @@ func openFDs() (int, error) {
 func checkPrepareFails(sc *scenario) []string {
 	var fails []string
 	failf := func(format string, a ...any) { fails = append(fails, fmt.Sprintf(format, a...)) }
-	// Let the securejoin library open its cached procfs handle first.
+	// Let the securejoin library open its cached procfs handle first
+	// (used where open_tree is not available).
 	if f, err := os.Open("/"); err == nil {
 		r := &root{path: "/", fd: f}
-		_, _ = r.containerPath(f)
-		f.Close()
+		_, _ = r.containerPath(newHandle(int(f.Fd()), "/"))
+		r.close()
 	}
 	fdsBefore, err := openFDs()
 	if err != nil {
@@ -800,7 +801,11 @@ func TestCgroupNS(t *testing.T) {
 
 func checkCgroupNS(ck *checker) {
 	ck.expectMount("/sys/fs/cgroup", "tmpfs", "ro")
-	hs, err := hostHierarchies("/nonexistent")
+	self, err := readSelfCgroup()
+	if err != nil {
+		ck.errorf("%v", err)
+	}
+	hs, err := hostHierarchies("/nonexistent", self)
 	if err != nil {
 		ck.errorf("%v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -256,9 +257,13 @@ func TestDeviceType(t *testing.T) {
 }
 
 func TestCgroupParsing(t *testing.T) {
-	known, err := parseSubsystems(strings.NewReader("#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t1\t1\t1\ncpuacct\t2\t1\t1\nmemory\t4\t10\t1\n"))
+	self, err := parseProcCgroup(strings.NewReader("9:name=systemd:/\n4:memory:/a/b\n2:cpuacct,cpu:/c\n0::/u\n"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	known := subsystems(self)
+	if want := map[string]bool{"cpu": true, "cpuacct": true, "memory": true}; !reflect.DeepEqual(known, want) {
+		t.Errorf("subsystems = %v, want %v", known, want)
 	}
 	if got := v1Controllers("rw,cpu,cpuacct,clone_children", known); !reflect.DeepEqual(got, []string{"cpu", "cpuacct"}) {
 		t.Errorf("v1Controllers = %q", got)
@@ -266,9 +271,8 @@ func TestCgroupParsing(t *testing.T) {
 	if got := v1Controllers("rw,xattr,name=systemd", known); !reflect.DeepEqual(got, []string{"name=systemd"}) {
 		t.Errorf("v1Controllers = %q", got)
 	}
-	self, err := parseProcCgroup(strings.NewReader("9:name=systemd:/\n4:memory:/a/b\n2:cpuacct,cpu:/c\n0::/u\n"))
-	if err != nil {
-		t.Fatal(err)
+	if got := unescapeMountinfo(`/a\040b\134c\011`); got != "/a b\\c\t" {
+		t.Errorf("unescapeMountinfo = %q", got)
 	}
 	for _, tc := range []struct {
 		h     hierarchy
@@ -297,5 +301,26 @@ func TestCgroupParsing(t *testing.T) {
 	}
 	if _, err := ownCgroupDir(hierarchy{mountpoint: "/p", root: "/", controllers: []string{"pids"}}, nil, self); err == nil {
 		t.Error("unknown hierarchy: no error")
+	}
+}
+
+// cgroupMounts must see what mountinfo.GetMounts sees.
+func TestCgroupMountsMatchesMountinfo(t *testing.T) {
+	want, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cgroupMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("cgroupMounts: %d entries, mountinfo: %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Root != w.Root || g.Mountpoint != w.Mountpoint || g.FSType != w.FSType || g.VFSOptions != w.VFSOptions {
+			t.Errorf("entry %d: got %+v, want %+v", i, *g, *w)
+		}
 	}
 }

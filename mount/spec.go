@@ -112,14 +112,14 @@ func (r *root) mountFS(m *specMount) error {
 	return r.afterMount(m.dest, target, m.opts)
 }
 
-func mountAt(source string, target *os.File, fstype string, flags uintptr, data string) error {
+func mountAt(source string, target *handle, fstype string, flags uintptr, data string) error {
 	return unix.Mount(source, fdPath(target), fstype, flags, data)
 }
 
 // reopenMount resolves dest again after something was mounted on before
 // (whose handle still points below the new mount) and makes sure the
 // lookup really reached a different mount.
-func (r *root) reopenMount(dest string, before *os.File) (*os.File, error) {
+func (r *root) reopenMount(dest string, before *handle) (*handle, error) {
 	f, err := r.open(dest)
 	if err != nil {
 		return nil, err
@@ -139,7 +139,7 @@ func (r *root) reopenMount(dest string, before *os.File) (*os.File, error) {
 
 // afterMount applies what mount(2) cannot do in the same call: the
 // propagation changes, in order, then the recursive attributes.
-func (r *root) afterMount(dest string, before *os.File, o *options) error {
+func (r *root) afterMount(dest string, before *handle, o *options) error {
 	if len(o.propagation) == 0 && o.attr == nil {
 		return nil
 	}
@@ -151,7 +151,7 @@ func (r *root) afterMount(dest string, before *os.File, o *options) error {
 	return applyAfterMount(f, dest, o)
 }
 
-func applyAfterMount(f *os.File, dest string, o *options) error {
+func applyAfterMount(f *handle, dest string, o *options) error {
 	for _, p := range o.propagation {
 		if err := unix.Mount("", fdPath(f), "", p, ""); err != nil {
 			return fmt.Errorf("set propagation %#x on %s: %w", p, dest, err)
@@ -172,7 +172,7 @@ func (r *root) mountBind(source, dest string, o *options) error {
 	if err != nil {
 		return fmt.Errorf("bind mount %s on %s: %w", source, dest, err)
 	}
-	var target *os.File
+	var target *handle
 	if st.IsDir() {
 		target, err = r.mkdirAll(dest)
 	} else {
@@ -182,16 +182,29 @@ func (r *root) mountBind(source, dest string, o *options) error {
 		return fmt.Errorf("bind mount %s on %s: %w", source, dest, err)
 	}
 	defer target.Close()
-	if err := r.checkProcDest(target, &specMount{Mount: specs.Mount{Source: source, Type: "bind"}, dest: dest}, true); err != nil {
+	if err := r.checkProcDest(target, bindSpecMount(source, dest), true); err != nil {
 		return err
 	}
+	return r.bindOnto(source, dest, target, o, func() (*handle, error) {
+		return r.reopenMount(dest, target)
+	})
+}
+
+func bindSpecMount(source, dest string) *specMount {
+	return &specMount{Mount: specs.Mount{Source: source, Type: "bind"}, dest: dest}
+}
+
+// bindOnto binds source onto target, a checked handle of dest, then
+// applies the per-mount flags, propagation and attributes through the
+// handle reopen returns for the new mount.
+func (r *root) bindOnto(source, dest string, target *handle, o *options, reopen func() (*handle, error)) error {
 	if err := mountAt(source, target, "", unix.MS_BIND|o.flags&unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind mount %s on %s: %w", source, dest, err)
 	}
 	if !o.perMount && len(o.propagation) == 0 && o.attr == nil {
 		return nil
 	}
-	f, err := r.reopenMount(dest, target)
+	f, err := reopen()
 	if err != nil {
 		return fmt.Errorf("bind mount %s on %s: %w", source, dest, err)
 	}
@@ -208,7 +221,7 @@ func (r *root) mountBind(source, dest string, o *options) error {
 // by the kernel (a mount inherited from a more privileged user namespace
 // keeps ro, nosuid, nodev, noexec and its atime mode) make the remount fail
 // with EPERM unless repeated, so on EPERM they are added and it is retried.
-func remountBind(f *os.File, flags uintptr) error {
+func remountBind(f *handle, flags uintptr) error {
 	fl := unix.MS_BIND | unix.MS_REMOUNT | flags&perMountFlags
 	err := unix.Mount("", fdPath(f), "", fl, "")
 	if !errors.Is(err, unix.EPERM) {
@@ -287,7 +300,7 @@ func (r *root) mountTmpfs(m *specMount) error {
 	return applyAfterMount(top, m.dest, m.opts)
 }
 
-func reopenDir(f *os.File) (*os.File, error) {
+func reopenDir(f *handle) (*os.File, error) {
 	fd, err := unix.Open(fdPath(f), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open directory fd %d: %w", f.Fd(), err)
@@ -316,11 +329,17 @@ var validProcMounts = map[string]bool{
 
 // checkProcDest refuses mounts inside /proc except those in
 // validProcMounts, and on /proc itself anything but procfs.
-func (r *root) checkProcDest(target *os.File, m *specMount, bind bool) error {
+func (r *root) checkProcDest(target *handle, m *specMount, bind bool) error {
 	p, err := r.containerPath(target)
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", m, err)
 	}
+	return checkProcPath(p, m, bind)
+}
+
+// checkProcPath is checkProcDest for p, the container path a handle was
+// found to lie at.
+func checkProcPath(p string, m *specMount, bind bool) error {
 	switch {
 	case p == "/proc":
 		if !bind && m.Type == "proc" {
