@@ -307,25 +307,36 @@ func (r *root) containerPath(f *handle) (string, error) {
 // neither can leave the root. Anything else (several missing components,
 // a dangling symlink) takes the component-wise walk in mkdirAllSlow.
 func (r *root) mkdirAll(p string) (*handle, error) {
-	f, err := r.open(p)
+	f, done, err := r.openOrMakeIn(p, r.mkdirIn)
+	if done {
+		return f, err
+	}
+	return r.mkdirAllSlow(p)
+}
+
+// openOrMakeIn opens p, or makes its last component with makeIn relative to
+// the parent's in-root handle when only that component is missing. done
+// false means neither applied and the caller must take its slow path.
+func (r *root) openOrMakeIn(p string, makeIn func(parent *handle, p string) (*handle, bool, error)) (f *handle, done bool, err error) {
+	f, err = r.open(p)
 	if err == nil {
-		return f, nil
+		return f, true, nil
 	}
 	if !errors.Is(err, unix.ENOENT) {
-		return nil, err
+		return nil, true, err
 	}
 	// Only for a clean absolute path: a ".." after a symlink must be
 	// resolved by the slow path, not lexically.
 	if p != "/" && p == path.Clean(p) && path.IsAbs(p) {
 		if parent, perr := r.openDirect(path.Dir(p)); perr == nil {
-			f, ok, err := r.mkdirIn(parent, p)
+			f, ok, err := makeIn(parent, p)
 			_ = parent.Close()
 			if ok || err != nil {
-				return f, err
+				return f, true, err
 			}
 		}
 	}
-	return r.mkdirAllSlow(p)
+	return nil, false, nil
 }
 
 // mkdirIn makes the last component of p (a cleaned container path) in
@@ -401,24 +412,11 @@ func (r *root) mkdirAllSlow(p string) (*handle, error) {
 // createFile makes sure p exists as a non-directory (an empty regular file
 // when missing) and returns an O_PATH handle to it.
 func (r *root) createFile(p string) (*handle, error) {
-	f, err := r.open(p)
-	if err == nil {
-		return f, nil
-	}
-	if !errors.Is(err, unix.ENOENT) {
-		return nil, err
-	}
 	// Fast path as in mkdirAll: the parent exists and the name does not,
 	// so the file is created with O_EXCL|O_NOFOLLOW relative to the
 	// parent's in-root handle and opened the same way.
-	if p != "/" && p == path.Clean(p) && path.IsAbs(p) {
-		if dir, derr := r.openDirect(path.Dir(p)); derr == nil {
-			f, ok, err := r.createIn(dir, p)
-			_ = dir.Close()
-			if ok || err != nil {
-				return f, err
-			}
-		}
+	if f, done, err := r.openOrMakeIn(p, r.createIn); done {
+		return f, err
 	}
 	full, err := securejoin.SecureJoin(r.path, p)
 	if err != nil {

@@ -193,34 +193,15 @@ func cliReadFile(t *testing.T, dir, name string) string {
 // cliProcAlive reports whether pid runs (not a zombie) with the given
 // start time; start 0 means any.
 func cliProcAlive(pid int, start uint64) bool {
-	got, ok := cliProcStart(pid)
+	got, ok := testutil.ProcStart(pid)
 	return ok && (start == 0 || got == start)
-}
-
-// cliProcStart returns field 22 of /proc/PID/stat, false for a gone or
-// zombie process.
-func cliProcStart(pid int) (uint64, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(f[19], 10, 64)
-	return n, err == nil
 }
 
 // cliKillOnCleanup makes sure pid (identified by its start time) does not
 // outlive t even when the test fails half-way.
 func cliKillOnCleanup(t *testing.T, pid int) uint64 {
 	t.Helper()
-	start, ok := cliProcStart(pid)
+	start, ok := testutil.ProcStart(pid)
 	if !ok {
 		t.Fatalf("process %d is not running", pid)
 	}
@@ -377,7 +358,7 @@ func cliProcsWithCwd(dir, bundle string) []int {
 			continue
 		}
 		if cwd == dir || (bundle != "" && (cwd == bundle || strings.HasPrefix(cwd, bundle+"/"))) {
-			if _, ok := cliProcStart(pid); ok {
+			if _, ok := testutil.ProcStart(pid); ok {
 				pids = append(pids, pid)
 			}
 		}

@@ -33,10 +33,10 @@ func stateDirs(root string) ([]string, error) {
 	return dirs, nil
 }
 
-// procStart returns the start time of pid (field 22 of /proc/PID/stat, in
+// ProcStart returns the start time of pid (field 22 of /proc/PID/stat, in
 // clock ticks since boot), and false if pid is gone or a zombie: a zombie
 // runs nothing and is its parent's to reap.
-func procStart(pid int) (uint64, bool) {
+func ProcStart(pid int) (uint64, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, false
@@ -67,7 +67,7 @@ func killLive(pids map[int]uint64, grace time.Duration) []int {
 	for {
 		var live []int
 		for pid, start := range pids {
-			if now, ok := procStart(pid); ok && now == start {
+			if now, ok := ProcStart(pid); ok && now == start {
 				live = append(live, pid)
 			}
 		}

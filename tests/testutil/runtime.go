@@ -407,7 +407,7 @@ func (s *testState) addBundle(dir string) {
 }
 
 func (s *testState) addPid(pid int) {
-	start, ok := procStart(pid)
+	start, ok := ProcStart(pid)
 	if !ok {
 		return
 	}

@@ -341,7 +341,7 @@ func TestRuntime(t *testing.T) {
 	if pid == 0 {
 		return
 	}
-	if _, ok := procStart(pid); ok {
+	if _, ok := ProcStart(pid); ok {
 		t.Errorf("container process %d survived the cleanup", pid)
 	}
 	if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
