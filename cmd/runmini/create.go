@@ -30,21 +30,26 @@ var createCommand = &cli.Command{
 		if err := checkArgs(c, 1, true); err != nil {
 			return err
 		}
-		_, _, err := createContainer(c, false)
+		_, _, tty, err := createContainer(c, false)
+		if tty != nil {
+			tty.close()
+		}
 		return err
 	},
 }
 
 // createContainer loads and validates the bundle, then creates the
-// container. Nothing is created before the input has been checked.
-func createContainer(c *cli.Context, foreground bool) (*libcontainer.Container, *libcontainer.Process, error) {
+// container. Nothing is created before the input has been checked. In the
+// foreground, a terminal container without --console-socket gets its pty
+// through a ttyProxy (returned; the caller attaches and closes it).
+func createContainer(c *cli.Context, foreground bool) (_ *libcontainer.Container, _ *libcontainer.Process, tty *ttyProxy, retErr error) {
 	id, err := containerID(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	root, err := rootDir(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	bundle := c.String("bundle")
 	if bundle == "" {
@@ -52,19 +57,31 @@ func createContainer(c *cli.Context, foreground bool) (*libcontainer.Container, 
 	}
 	bundle, err = filepath.Abs(bundle)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	s, err := spec.Load(bundle)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := spec.Validate(s, bundle); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	rootfs := spec.RootfsPath(s, bundle)
 	n := c.Int("preserve-fds")
 	if n < 0 {
-		return nil, nil, fmt.Errorf("invalid --preserve-fds %d", n)
+		return nil, nil, nil, fmt.Errorf("invalid --preserve-fds %d", n)
+	}
+	consoleSocket := c.String("console-socket")
+	if foreground && consoleSocket == "" && s.Process != nil && s.Process.Terminal {
+		if tty, err = newTTYProxy(); err != nil {
+			return nil, nil, nil, err
+		}
+		defer func() {
+			if retErr != nil {
+				tty.close()
+			}
+		}()
+		consoleSocket = tty.path()
 	}
 	ctr, proc, err := libcontainer.Create(c.Context, &libcontainer.CreateOpts{
 		Root:          root,
@@ -72,22 +89,22 @@ func createContainer(c *cli.Context, foreground bool) (*libcontainer.Container, 
 		Bundle:        bundle,
 		Spec:          s,
 		Rootfs:        rootfs,
-		ConsoleSocket: c.String("console-socket"),
+		ConsoleSocket: consoleSocket,
 		NoPivot:       c.Bool("no-pivot"),
 		NoNewKeyring:  c.Bool("no-new-keyring"),
 		PreserveFDs:   n,
 		Foreground:    foreground,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if p := c.String("pid-file"); p != "" {
 		if err := writePidFile(p, proc.Pid); err != nil {
 			ctr.Delete(c.Context, true)
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return ctr, proc, nil
+	return ctr, proc, tty, nil
 }
 
 // writePidFile writes atomically: a reader never sees an empty file.

@@ -34,9 +34,16 @@ var runCommand = &cli.Command{
 			signal.Notify(sigs)
 			defer signal.Stop(sigs)
 		}
-		ctr, proc, err := createContainer(c, !detach)
+		ctr, proc, tty, err := createContainer(c, !detach)
 		if err != nil {
 			return err
+		}
+		if tty != nil {
+			defer tty.close()
+			if err := tty.attach(); err != nil {
+				ctr.Delete(c.Context, true)
+				return err
+			}
 		}
 		if err := ctr.Start(c.Context); err != nil {
 			ctr.Delete(c.Context, true)
@@ -55,6 +62,10 @@ var runCommand = &cli.Command{
 			case s := <-sigs:
 				sig := s.(unix.Signal)
 				if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
+					continue
+				}
+				if sig == unix.SIGWINCH && tty != nil {
+					tty.resize()
 					continue
 				}
 				unix.Kill(proc.Pid, sig)

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/console"
+	"golang.org/x/sys/unix"
+)
+
+// ttyProxy is what `run` does for a container with process.terminal and no
+// --console-socket, as runc does: it receives the pty master itself and
+// copies between it and its own stdio, with the caller's terminal in raw
+// mode so keys reach the container as typed.
+type ttyProxy struct {
+	dir     string
+	ln      *net.UnixListener
+	master  *os.File
+	current console.Console // our own terminal, when stdin is one
+	outDone chan struct{}
+}
+
+func newTTYProxy() (*ttyProxy, error) {
+	dir, err := os.MkdirTemp("", "runmini-tty-")
+	if err != nil {
+		return nil, fmt.Errorf("console socket dir: %w", err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "console.sock"), Net: "unix"})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	return &ttyProxy{dir: dir, ln: ln, outDone: make(chan struct{})}, nil
+}
+
+func (t *ttyProxy) path() string { return filepath.Join(t.dir, "console.sock") }
+
+// attach takes the master the container's init sent (it is already queued
+// on the connection: create has returned) and starts the copies.
+func (t *ttyProxy) attach() error {
+	t.ln.SetDeadline(time.Now().Add(10 * time.Second))
+	conn, err := t.ln.AcceptUnix()
+	if err != nil {
+		return fmt.Errorf("console socket: %w", err)
+	}
+	defer conn.Close()
+	name := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := conn.ReadMsgUnix(name, oob)
+	if err != nil {
+		return fmt.Errorf("receive pty master: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return errors.New("receive pty master: no file descriptor")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return errors.New("receive pty master: no file descriptor")
+	}
+	t.master = os.NewFile(uintptr(fds[0]), "pty-master")
+	if c, err := console.ConsoleFromFile(os.Stdin); err == nil {
+		if err := c.SetRaw(); err == nil {
+			t.current = c
+			t.resize()
+		}
+	}
+	go io.Copy(t.master, os.Stdin)
+	go func() {
+		io.Copy(os.Stdout, t.master) // ends with EIO once every slave fd is closed
+		close(t.outDone)
+	}()
+	return nil
+}
+
+// resize gives the container's terminal our terminal's size (SIGWINCH).
+func (t *ttyProxy) resize() {
+	if t.current == nil || t.master == nil {
+		return
+	}
+	if ws, err := t.current.Size(); err == nil {
+		if m, err := console.ConsoleFromFile(t.master); err == nil {
+			m.Resize(ws)
+		}
+	}
+}
+
+// close waits (briefly: a daemonised child may hold the slave forever) for
+// the container's last output, then restores our terminal and removes the
+// socket.
+func (t *ttyProxy) close() {
+	if t.master != nil {
+		select {
+		case <-t.outDone:
+		case <-time.After(time.Second):
+		}
+		t.master.Close()
+	}
+	if t.current != nil {
+		t.current.Reset()
+	}
+	t.ln.Close()
+	os.RemoveAll(t.dir)
+}
