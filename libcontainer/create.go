@@ -43,6 +43,10 @@ type CreateOpts struct {
 	// Foreground keeps the caller as the init's parent so it can wait
 	// for it (`run` without --detach).
 	Foreground bool
+
+	// exec: the process joins a running container (Container.Exec)
+	// instead of building one.
+	exec bool
 }
 
 // initConfig travels to the init in the msgConfig packet. Fds are numbered
@@ -62,6 +66,9 @@ type initConfig struct {
 	ConsoleFD    int               `json:"console_fd"`
 	ExecSockFD   int               `json:"exec_sock_fd"`
 	PreserveFDs  int               `json:"preserve_fds,omitempty"`
+	// Exec: join the container's namespaces and run the process right
+	// away; build nothing, wait for no start.
+	Exec bool `json:"exec,omitempty"`
 	// Debug: the init sends its debug records (phases) too.
 	Debug bool `json:"debug,omitempty"`
 	// InitPid is the init's pid in the runtime's pid namespace, for the
@@ -187,16 +194,18 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	defer parentSock.Close()
 	defer childSock.Close()
 
-	execLn, err := listenExecSock(c.dir)
-	if err != nil {
-		return nil, err
-	}
-	defer execLn.Close()
-	defer func() {
-		if retErr != nil {
-			os.Remove(filepath.Join(c.dir, execSock))
+	var execLn *os.File
+	if !o.exec {
+		if execLn, err = listenExecSock(c.dir); err != nil {
+			return nil, err
 		}
-	}()
+		defer execLn.Close()
+		defer func() {
+			if retErr != nil {
+				os.Remove(filepath.Join(c.dir, execSock))
+			}
+		}()
+	}
 
 	var console *os.File
 	if s := o.Spec; s.Process != nil && s.Process.Terminal {
@@ -237,12 +246,16 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 		NewUserNS:    plan.has[specs.UserNamespace],
 		NewCgroupNS:  plan.has[specs.CgroupNamespace],
 		ConsoleFD:    -1,
-		ExecSockFD:   add(execLn),
+		ExecSockFD:   -1,
+		Exec:         o.exec,
 		PreserveFDs:  o.PreserveFDs,
 		Debug:        slog.Default().Enabled(ctx, slog.LevelDebug),
 	}
 	if console != nil {
 		ic.ConsoleFD = add(console)
+	}
+	if execLn != nil {
+		ic.ExecSockFD = add(execLn)
 	}
 	env := []string{"_RUNMINI_SYNCFD=" + strconv.Itoa(syncFD), "GOMAXPROCS=1"}
 	var nsPipeR, nsPipeW *os.File
@@ -319,8 +332,12 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	if err != nil {
 		return nil, fmt.Errorf("container init exited: %w", err)
 	}
-	c.st.InitPid, c.st.InitStart = proc.Pid, start
-	ic.InitPid = proc.Pid
+	if o.exec {
+		ic.InitPid = c.st.InitPid
+	} else {
+		c.st.InitPid, c.st.InitStart = proc.Pid, start
+		ic.InitPid = proc.Pid
+	}
 
 	conn := &syncConn{f: parentSock}
 	if err := conn.send(&syncMsg{Type: msgConfig, Config: ic}); err != nil {
@@ -345,17 +362,29 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			}
 		case msgReady:
 			phase("init ready")
-			if err := writeState(c.dir, c.st); err != nil {
+			if o.exec {
+				// The process is in the container: it only waits for our
+				// OK to exec, and the EOF below tells it did.
+			} else if err := writeState(c.dir, c.st); err != nil {
 				return nil, fmt.Errorf("write state: %w", err)
 			}
+			unwrite := func() {
+				if !o.exec {
+					os.Remove(filepath.Join(c.dir, stateFile))
+				}
+			}
 			if err := conn.send(&syncMsg{Type: msgOK}); err != nil {
-				os.Remove(filepath.Join(c.dir, stateFile))
+				unwrite()
 				return nil, err
 			}
 			// The init clears its parent-death signal and then closes its
-			// end: until that EOF, our exit would still kill it.
+			// end (exec: the exec closes it): until that EOF, our exit
+			// would still kill it.
 			if m, err := conn.recv(); err != io.EOF {
-				os.Remove(filepath.Join(c.dir, stateFile))
+				unwrite()
+				if err == nil && m.Type == msgError {
+					return nil, errors.New(m.Error)
+				}
 				if err == nil {
 					err = fmt.Errorf("sync protocol: unexpected %q from init", m.Type)
 				}

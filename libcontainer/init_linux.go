@@ -90,6 +90,9 @@ func initContainer(conn *syncConn) error {
 	if err := in.namespaces(); err != nil {
 		return err
 	}
+	if ic.Exec {
+		return in.execProcess(filter)
+	}
 	if !ic.NoNewKeyring {
 		if err := joinSessionKeyring(ic.ID); err != nil {
 			return err
@@ -123,10 +126,8 @@ func initContainer(conn *syncConn) error {
 	if err := in.hostAndSysctls(); err != nil {
 		return err
 	}
-	if a := s.Process.OOMScoreAdj; a != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*a)), 0); err != nil {
-			return fmt.Errorf("set oom_score_adj: %w", err)
-		}
+	if err := setOOMScoreAdj(s.Process.OOMScoreAdj); err != nil {
+		return err
 	}
 	if s.Hooks != nil && len(s.Hooks.CreateRuntime) > 0 {
 		if err := conn.send(&syncMsg{Type: msgCreateRuntime}); err != nil {
@@ -146,77 +147,129 @@ func initContainer(conn *syncConn) error {
 		return err
 	}
 	phase("init: pivoted and finalized")
-	if s.Process.Terminal {
-		if err := in.setupConsole(); err != nil {
-			return err
-		}
-	}
-	if err := setRlimits(s.Process.Rlimits); err != nil {
-		return err
-	}
-	caps, err := capabilities.New(s.Process.Capabilities)
+	path, err := in.finishProcess(filter)
 	if err != nil {
 		return err
 	}
+	if err := in.handshake(); err != nil {
+		return err
+	}
+	conn.f.Close()
+	return in.waitStartAndExec(path)
+}
+
+// execProcess is the init of `exec`: the nsenter constructor already put it
+// in the container's namespaces and the parent in its cgroup; it sets up
+// the process and executes it at once. The sync socket is close-on-exec:
+// its EOF tells the parent the exec happened.
+func (in *initState) execProcess(filter *seccomp.Filter) error {
+	if !in.ic.HasMountNS {
+		// No mount namespace to join: confine to the root as create did.
+		if err := unix.Chroot(in.ic.Rootfs); err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+	}
+	if err := setOOMScoreAdj(in.spec.Process.OOMScoreAdj); err != nil {
+		return err
+	}
+	path, err := in.finishProcess(filter)
+	if err != nil {
+		return err
+	}
+	if err := in.handshake(); err != nil {
+		return err
+	}
+	p := in.spec.Process
+	err = unix.Exec(path, p.Args, p.Env)
+	return fmt.Errorf("exec %s: %w", path, err)
+}
+
+// handshake reports ready, waits for the parent's OK and then lets the
+// process outlive its creator.
+func (in *initState) handshake() error {
+	phase("init: ready")
+	if err := in.conn.send(&syncMsg{Type: msgReady}); err != nil {
+		return err
+	}
+	if _, err := in.conn.expect(msgOK, nil); err != nil {
+		return err
+	}
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear pdeathsig: %w", err)
+	}
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	return nil
+}
+
+func setOOMScoreAdj(a *int) error {
+	if a == nil {
+		return nil
+	}
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*a)), 0); err != nil {
+		return fmt.Errorf("set oom_score_adj: %w", err)
+	}
+	return nil
+}
+
+// finishProcess applies what belongs to the process rather than the
+// container (terminal, rlimits, capabilities, user, cwd, no_new_privs,
+// seccomp) and resolves the executable; it is shared by create and exec.
+func (in *initState) finishProcess(filter *seccomp.Filter) (string, error) {
+	s := in.spec
+	if s.Process.Terminal {
+		if err := in.setupConsole(); err != nil {
+			return "", err
+		}
+	}
+	if err := setRlimits(s.Process.Rlimits); err != nil {
+		return "", err
+	}
+	caps, err := capabilities.New(s.Process.Capabilities)
+	if err != nil {
+		return "", err
+	}
 	if err := caps.ApplyBounding(); err != nil {
-		return fmt.Errorf("apply bounding capabilities: %w", err)
+		return "", fmt.Errorf("apply bounding capabilities: %w", err)
 	}
 	cwdErr := unix.Chdir(s.Process.Cwd)
 	// Nothing but stdio and the preserved fds may reach the container.
 	// Done before the seccomp filter, which may well forbid close_range.
 	if err := unix.CloseRange(uint(3+in.ic.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("mark fds close-on-exec: %w", err)
+		return "", fmt.Errorf("mark fds close-on-exec: %w", err)
 	}
 	if filter != nil && !s.Process.NoNewPrivileges {
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN,
 		// which the container user may not keep: load it now.
 		if err := filter.Load(); err != nil {
-			return err
+			return "", err
 		}
 		filter = nil
 	}
 	if err := in.setUser(); err != nil {
-		return err
+		return "", err
 	}
 	if err := caps.ApplyCaps(); err != nil {
-		return fmt.Errorf("apply capabilities: %w", err)
+		return "", fmt.Errorf("apply capabilities: %w", err)
 	}
 	if cwdErr != nil {
 		// The cwd may be reachable only by the container's user.
 		if err := unix.Chdir(s.Process.Cwd); err != nil {
-			return fmt.Errorf("chdir to cwd (%q) set in config.json failed: %w", s.Process.Cwd, err)
+			return "", fmt.Errorf("chdir to cwd (%q) set in config.json failed: %w", s.Process.Cwd, err)
 		}
 	}
 	if s.Process.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("set no_new_privs: %w", err)
+			return "", fmt.Errorf("set no_new_privs: %w", err)
 		}
 	}
 	if filter != nil {
 		// As late as the sync with the parent allows, so the filter
 		// constrains the container and as little of the runtime as possible.
 		if err := filter.Load(); err != nil {
-			return err
+			return "", err
 		}
 	}
-	path, err := lookPath(s.Process.Args[0], s.Process.Env)
-	if err != nil {
-		return err
-	}
-	phase("init: ready")
-	if err := conn.send(&syncMsg{Type: msgReady}); err != nil {
-		return err
-	}
-	if _, err := conn.expect(msgOK, nil); err != nil {
-		return err
-	}
-	// Created: from now on the container outlives its creator.
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
-		return fmt.Errorf("clear pdeathsig: %w", err)
-	}
-	slog.SetDefault(slog.New(slog.DiscardHandler))
-	conn.f.Close()
-	return in.waitStartAndExec(path)
+	return lookPath(s.Process.Args[0], s.Process.Env)
 }
 
 func (in *initState) hookState(status specs.ContainerState) *specs.State {
@@ -324,7 +377,8 @@ func (in *initState) setupConsole() error {
 		return fmt.Errorf("create pty: %w", err)
 	}
 	defer master.Close()
-	if in.ic.HasMountNS {
+	// An exec shares the container's /dev/console; only create makes it.
+	if in.ic.HasMountNS && !in.ic.Exec {
 		c := *in.mc
 		c.Rootfs = "/"
 		if err := mount.MountConsole(&c, slave); err != nil {

@@ -5,6 +5,8 @@ import (
 	"os/signal"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/runmini/runmini/libcontainer"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,33 +54,40 @@ var runCommand = &cli.Command{
 		if detach {
 			return nil
 		}
-		done := make(chan unix.WaitStatus, 1)
-		go func() {
-			ws, _ := proc.Wait()
-			done <- ws
-		}()
-		for {
-			select {
-			case s := <-sigs:
-				sig := s.(unix.Signal)
-				if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
-					continue
-				}
-				if sig == unix.SIGWINCH && tty != nil {
-					tty.resize()
-					continue
-				}
-				unix.Kill(proc.Pid, sig)
-			case ws := <-done:
-				if !c.Bool("keep") {
-					if err := ctr.Delete(c.Context, true); err != nil {
-						return err
-					}
-				}
-				return exitStatus(ws)
+		ws := waitForeground(proc, sigs, tty)
+		if !c.Bool("keep") {
+			if err := ctr.Delete(c.Context, true); err != nil {
+				return err
 			}
 		}
+		return exitStatus(ws)
 	},
+}
+
+// waitForeground waits for a process the caller started in the foreground,
+// forwarding the signals it receives (SIGWINCH resizes the tty instead).
+func waitForeground(proc *libcontainer.Process, sigs chan os.Signal, tty *ttyProxy) unix.WaitStatus {
+	done := make(chan unix.WaitStatus, 1)
+	go func() {
+		ws, _ := proc.Wait()
+		done <- ws
+	}()
+	for {
+		select {
+		case s := <-sigs:
+			sig := s.(unix.Signal)
+			if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
+				continue
+			}
+			if sig == unix.SIGWINCH && tty != nil {
+				tty.resize()
+				continue
+			}
+			unix.Kill(proc.Pid, sig)
+		case ws := <-done:
+			return ws
+		}
+	}
 }
 
 // exitStatus is the container's status as a shell reports it: the exit

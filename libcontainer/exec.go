@@ -1,0 +1,122 @@
+package libcontainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ExecOpts describe a process to run in a container that exists.
+type ExecOpts struct {
+	Process       *specs.Process
+	ConsoleSocket string
+	PreserveFDs   int
+	// Stdio of the process; nil means the caller's own.
+	Stdin, Stdout, Stderr *os.File
+	// Foreground keeps the caller able to wait for the process.
+	Foreground bool
+}
+
+// procNS names the /proc/PID/ns entry of each namespace type.
+var procNS = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace:     "pid",
+	specs.NetworkNamespace: "net",
+	specs.MountNamespace:   "mnt",
+	specs.IPCNamespace:     "ipc",
+	specs.UTSNamespace:     "uts",
+	specs.UserNamespace:    "user",
+	specs.CgroupNamespace:  "cgroup",
+	specs.TimeNamespace:    "time",
+}
+
+// Exec starts a process in the container's namespaces and cgroup, with the
+// container's seccomp profile, as `runc exec` does. It returns once the
+// process has been executed.
+func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
+	switch c.Status() {
+	case Stopped, Creating:
+		return nil, errors.New("cannot exec in a stopped container")
+	case Paused:
+		return nil, errors.New("cannot exec in a paused container")
+	}
+	if o.Process == nil || len(o.Process.Args) == 0 {
+		return nil, errors.New("exec: process args must not be empty")
+	}
+	s := *c.st.Config
+	s.Process = o.Process
+	s.Hooks = nil
+	lx := specs.Linux{}
+	if s.Linux != nil {
+		lx = *s.Linux
+	}
+	// Every namespace is the init's own, joined through /proc: also those
+	// the container created itself.
+	pid := strconv.Itoa(c.st.InitPid)
+	lx.Namespaces = nil
+	if c.st.Config.Linux != nil {
+		for _, ns := range c.st.Config.Linux.Namespaces {
+			lx.Namespaces = append(lx.Namespaces, specs.LinuxNamespace{Type: ns.Type, Path: "/proc/" + pid + "/ns/" + procNS[ns.Type]})
+		}
+	}
+	s.Linux = &lx
+	plan, err := planNamespaces(&s, false)
+	if err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	defer plan.close()
+	// The fds are open: if the init is still the same process now, they
+	// are its namespaces and not those of a recycled pid.
+	if !c.st.initAlive() {
+		return nil, errors.New("cannot exec in a stopped container")
+	}
+	cg, err := c.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	if cg == nil {
+		return nil, errors.New("exec: the container's cgroup is unknown")
+	}
+	return c.startInit(ctx, &CreateOpts{
+		Root:          c.root,
+		ID:            c.st.ID,
+		Bundle:        c.st.Bundle,
+		Spec:          &s,
+		Rootfs:        c.st.Rootfs,
+		ConsoleSocket: o.ConsoleSocket,
+		NoNewKeyring:  true,
+		PreserveFDs:   o.PreserveFDs,
+		Stdin:         o.Stdin,
+		Stdout:        o.Stdout,
+		Stderr:        o.Stderr,
+		Foreground:    o.Foreground,
+		exec:          true,
+	}, cg, plan)
+}
+
+// Pause freezes every process of the container.
+func (c *Container) Pause() error {
+	if c.Status() != Running {
+		return ErrNotRunning
+	}
+	m, err := c.cgroup()
+	if err != nil || m == nil {
+		return fmt.Errorf("pause: no cgroup: %w", err)
+	}
+	return m.Freeze()
+}
+
+// Resume thaws a paused container.
+func (c *Container) Resume() error {
+	if c.Status() != Paused {
+		return ErrNotPaused
+	}
+	m, err := c.cgroup()
+	if err != nil || m == nil {
+		return fmt.Errorf("resume: no cgroup: %w", err)
+	}
+	return m.Thaw()
+}
