@@ -1,6 +1,6 @@
 # runmini: build, install and test.
 #
-#   make                 build bin/runmini (static, with its cgo constructor)
+#   make                 build bin/runmini and bin/runmini-init (static, with the cgo constructor)
 #   make install         install it into $(DESTDIR)$(PREFIX)/bin
 #   make test            install missing prerequisites (as root), build, then run
 #                        lint, unit, integration and conformance tests
@@ -52,10 +52,14 @@ $(BIN):
 		echo "no libc.a for the static link: install libc6-dev (or run make prereqs)" >&2; exit 1; \
 	fi
 	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o $@ ./cmd/runmini
+	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o $@-init ./cmd/runmini-init
 
+# runmini-init must sit beside runmini (and come from the same build): every
+# container's first process runs from it.
 .PHONY: install
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/runmini
+	install -D -m 0755 $(BIN)-init $(DESTDIR)$(BINDIR)/runmini-init
 
 .PHONY: test
 test:

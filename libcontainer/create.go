@@ -21,6 +21,7 @@ import (
 
 	"github.com/runmini/runmini/cgroups"
 	"github.com/runmini/runmini/libcontainer/hooks"
+	"github.com/runmini/runmini/libcontainer/internal/syncp"
 	"github.com/runmini/runmini/libcontainer/nsenter"
 )
 
@@ -47,33 +48,6 @@ type CreateOpts struct {
 	// exec: the process joins a running container (Container.Exec)
 	// instead of building one.
 	exec bool
-}
-
-// initConfig travels to the init in the msgConfig packet. Fds are numbered
-// as the init sees them.
-type initConfig struct {
-	ID           string            `json:"id"`
-	Bundle       string            `json:"bundle"`
-	Rootfs       string            `json:"rootfs"`
-	Spec         *specs.Spec       `json:"spec"`
-	NoPivot      bool              `json:"no_pivot,omitempty"`
-	NoNewKeyring bool              `json:"no_new_keyring,omitempty"`
-	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
-	InitUnshare  uintptr           `json:"init_unshare,omitempty"`
-	HasMountNS   bool              `json:"has_mount_ns,omitempty"`
-	NewUserNS    bool              `json:"new_user_ns,omitempty"`
-	NewCgroupNS  bool              `json:"new_cgroup_ns,omitempty"`
-	ConsoleFD    int               `json:"console_fd"`
-	ExecSockFD   int               `json:"exec_sock_fd"`
-	PreserveFDs  int               `json:"preserve_fds,omitempty"`
-	// Exec: join the container's namespaces and run the process right
-	// away; build nothing, wait for no start.
-	Exec bool `json:"exec,omitempty"`
-	// Debug: the init sends its debug records (phases) too.
-	Debug bool `json:"debug,omitempty"`
-	// InitPid is the init's pid in the runtime's pid namespace, for the
-	// state handed to createContainer hooks.
-	InitPid int `json:"init_pid"`
 }
 
 // Process is the init as its creator sees it.
@@ -146,7 +120,7 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	if pids, err := cg.Pids(); err == nil && len(pids) > 0 {
 		return nil, nil, fmt.Errorf("container's cgroup is not empty: %d process(es) found", len(pids))
 	}
-	phase("cgroup created")
+	syncp.Phase("cgroup created")
 	defer func() {
 		if retErr != nil {
 			if err := cg.Destroy(); err != nil {
@@ -187,7 +161,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	}
 	defer exe.Close()
 
-	parentSock, childSock, err := newSyncPair()
+	parentSock, childSock, err := syncp.NewPair()
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +207,8 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	}
 	exeFD := add(exe)
 	syncFD := add(childSock)
-	ic := &initConfig{
+	ic := &syncp.InitConfig{
+		Version:      syncp.Version,
 		ID:           o.ID,
 		Bundle:       o.Bundle,
 		Rootfs:       o.Rootfs,
@@ -304,7 +279,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	}
 	started := &Process{Pid: cmd.Process.Pid, cmd: cmd}
 	proc = started
-	phase("init started")
+	syncp.Phase("init started")
 	childSock.Close()
 	defer func() {
 		if retErr != nil {
@@ -339,29 +314,29 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 		ic.InitPid = proc.Pid
 	}
 
-	conn := &syncConn{f: parentSock}
-	if err := conn.send(&syncMsg{Type: msgConfig, Config: ic}); err != nil {
+	conn := &syncp.Conn{F: parentSock}
+	if err := conn.Send(&syncp.Msg{Type: syncp.MsgConfig, Config: ic}); err != nil {
 		return nil, err
 	}
-	phase("config sent")
+	syncp.Phase("config sent")
 	logf := func(raw json.RawMessage) { forwardLog(raw) }
 	for {
-		m, err := conn.expectAny(logf)
+		m, err := conn.ExpectAny(logf)
 		if err != nil {
 			return nil, c.initFailed(err)
 		}
 		switch m.Type {
-		case msgCreateRuntime:
+		case syncp.MsgCreateRuntime:
 			h := o.Spec.Hooks
 			if err := hooks.RunAll(ctx, "createRuntime", h.CreateRuntime, c.specState(Creating)); err != nil {
-				conn.send(&syncMsg{Type: msgError, Error: err.Error()})
+				conn.Send(&syncp.Msg{Type: syncp.MsgError, Error: err.Error()})
 				return nil, err
 			}
-			if err := conn.send(&syncMsg{Type: msgOK}); err != nil {
+			if err := conn.Send(&syncp.Msg{Type: syncp.MsgOK}); err != nil {
 				return nil, err
 			}
-		case msgReady:
-			phase("init ready")
+		case syncp.MsgReady:
+			syncp.Phase("init ready")
 			if o.exec {
 				// The process is in the container: it only waits for our
 				// OK to exec, and the EOF below tells it did.
@@ -373,16 +348,16 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 					os.Remove(filepath.Join(c.dir, stateFile))
 				}
 			}
-			if err := conn.send(&syncMsg{Type: msgOK}); err != nil {
+			if err := conn.Send(&syncp.Msg{Type: syncp.MsgOK}); err != nil {
 				unwrite()
 				return nil, err
 			}
 			// The init clears its parent-death signal and then closes its
 			// end (exec: the exec closes it): until that EOF, our exit
 			// would still kill it.
-			if m, err := conn.recv(); err != io.EOF {
+			if m, err := conn.Recv(); err != io.EOF {
 				unwrite()
-				if err == nil && m.Type == msgError {
+				if err == nil && m.Type == syncp.MsgError {
 					return nil, errors.New(m.Error)
 				}
 				if err == nil {
@@ -393,7 +368,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			if !o.Foreground {
 				cmd.Process.Release()
 			}
-			phase("created")
+			syncp.Phase("created")
 			return proc, nil
 		default:
 			return nil, fmt.Errorf("sync protocol: unexpected %q from init", m.Type)
@@ -432,7 +407,7 @@ func orStd(f, std *os.File) *os.File {
 
 // initFailed adds what we know about why the init went away.
 func (c *Container) initFailed(err error) error {
-	if errors.Is(err, errUnexpectedEOF) {
+	if errors.Is(err, syncp.ErrUnexpectedEOF) {
 		return fmt.Errorf("container init exited before it was ready: %w", err)
 	}
 	return err

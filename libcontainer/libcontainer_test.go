@@ -1,7 +1,6 @@
 package libcontainer
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,53 +9,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
-
-func TestSyncRoundTrip(t *testing.T) {
-	p, c, err := newSyncPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	defer c.Close()
-	parent, child := &syncConn{f: p}, &syncConn{f: c}
-	// A config far larger than a page must arrive whole.
-	big := &specs.Spec{Process: &specs.Process{Env: []string{strings.Repeat("x", 200000)}}}
-	if err := parent.send(&syncMsg{Type: msgConfig, Config: &initConfig{ID: "a", Spec: big}}); err != nil {
-		t.Fatal(err)
-	}
-	var logged []string
-	if err := child.send(&syncMsg{Type: msgLog, Log: []byte(`{"level":"INFO","msg":"hi"}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := child.send(&syncMsg{Type: msgReady}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := child.expect(msgConfig, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Config.ID != "a" || len(m.Config.Spec.Process.Env[0]) != 200000 {
-		t.Fatalf("config mangled: id %q", m.Config.ID)
-	}
-	if _, err := parent.expect(msgReady, func(b json.RawMessage) { logged = append(logged, string(b)) }); err != nil {
-		t.Fatal(err)
-	}
-	if len(logged) != 1 {
-		t.Fatalf("log lines forwarded: %v", logged)
-	}
-	child.send(&syncMsg{Type: msgError, Error: "boom"})
-	if _, err := parent.expect(msgOK, nil); err == nil || !strings.Contains(err.Error(), "boom") {
-		t.Fatalf("error message not delivered: %v", err)
-	}
-	child.send(&syncMsg{Type: msgReady})
-	if _, err := parent.expect(msgOK, nil); err == nil || !strings.Contains(err.Error(), "protocol") {
-		t.Fatalf("unexpected message accepted: %v", err)
-	}
-	c.Close()
-	if _, err := parent.expect(msgOK, nil); err == nil {
-		t.Fatal("EOF not reported")
-	}
-}
 
 func TestPlanNamespaces(t *testing.T) {
 	ns := func(types ...specs.LinuxNamespaceType) *specs.Spec {
@@ -164,22 +116,6 @@ func TestStateRoundTripAndStatus(t *testing.T) {
 	list, err := List(root)
 	if err != nil || len(list) != 1 {
 		t.Errorf("list %v %v", list, err)
-	}
-}
-
-func TestLookPath(t *testing.T) {
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "prog")
-	os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755)
-	os.WriteFile(filepath.Join(dir, "noexec"), nil, 0o644)
-	if p, err := lookPath("prog", []string{"PATH=/nonexistent:" + dir}); err != nil || p != exe {
-		t.Errorf("lookPath: %q %v", p, err)
-	}
-	if _, err := lookPath("noexec", []string{"PATH=" + dir}); err == nil || !strings.Contains(err.Error(), "executable file not found in $PATH") {
-		t.Errorf("non-executable: %v", err)
-	}
-	if _, err := lookPath(filepath.Join(dir, "missing"), nil); err == nil {
-		t.Error("missing absolute path accepted")
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/runmini/runmini/libcontainer/hooks"
+	"github.com/runmini/runmini/libcontainer/internal/syncp"
 )
 
 // Start releases a created container's init: prestart hooks (runtime
@@ -39,11 +40,11 @@ func (c *Container) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	phase("start: prestart hooks done")
+	syncp.Phase("start: prestart hooks done")
 	if err := c.release(); err != nil {
 		return err
 	}
-	phase("start: process executed")
+	syncp.Phase("start: process executed")
 	if h != nil {
 		runWarn(ctx, "poststart", h.Poststart, c.specState(Running))
 	}
@@ -183,7 +184,7 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove state dir: %w", err))
 	}
-	phase("deleted")
+	syncp.Phase("deleted")
 	return errors.Join(errs...)
 }
 

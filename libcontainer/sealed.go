@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,7 +21,8 @@ import (
 // copy, ~10 ms per container and charged to the container's memory cgroup).
 // Kernels without the new mount API get the sealed memfd copy.
 func sealedExe() (*os.File, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, "/proc/self/exe", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	exe := initBinary()
+	fd, err := unix.OpenTree(unix.AT_FDCWD, exe, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err == nil {
 		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
 		if err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err == nil {
@@ -28,11 +30,25 @@ func sealedExe() (*os.File, error) {
 		}
 		unix.Close(fd)
 	}
-	return memfdExe()
+	return memfdExe(exe)
 }
 
-func memfdExe() (*os.File, error) {
-	src, err := os.Open("/proc/self/exe")
+// initBinary is the binary the init runs from: runmini-init installed
+// beside this program (a small binary: the Go runtime start that every
+// container pays is cheaper), else this program itself, which has the same
+// init built in.
+func initBinary() string {
+	if self, err := os.Readlink("/proc/self/exe"); err == nil {
+		p := filepath.Join(filepath.Dir(self), "runmini-init")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p
+		}
+	}
+	return "/proc/self/exe"
+}
+
+func memfdExe(exe string) (*os.File, error) {
+	src, err := os.Open(exe)
 	if err != nil {
 		return nil, fmt.Errorf("open own binary: %w", err)
 	}

@@ -12,7 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
-	"github.com/runmini/runmini/libcontainer"
+	"github.com/runmini/runmini/libcontainer/initproc"
 )
 
 // version is set by the Makefile (-X main.version=...).
@@ -22,8 +22,9 @@ var (
 )
 
 func main() {
-	if libcontainer.IsInit() {
-		libcontainer.Init() // never returns
+	// Without runmini-init beside us, the init runs from this binary.
+	if initproc.IsInit() {
+		initproc.Init() // never returns
 	}
 	app := newApp()
 	if err := app.Run(os.Args); err != nil {

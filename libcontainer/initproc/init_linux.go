@@ -1,4 +1,8 @@
-package libcontainer
+// Package initproc is the init of a container: the process `runmini
+// init` (or the small runmini-init binary) runs in the container's new
+// namespaces. It builds the container from the config the parent sends over
+// the sync socket, waits for start and executes the container process.
+package initproc
 
 import (
 	"context"
@@ -19,6 +23,8 @@ import (
 
 	"github.com/runmini/runmini/libcontainer/capabilities"
 	"github.com/runmini/runmini/libcontainer/hooks"
+	"github.com/runmini/runmini/libcontainer/internal/syncp"
+	_ "github.com/runmini/runmini/libcontainer/nsenter" // joins namespaces before the Go runtime starts
 	"github.com/runmini/runmini/libcontainer/seccomp"
 	"github.com/runmini/runmini/mount"
 )
@@ -42,8 +48,8 @@ func Init() {
 		os.Exit(1)
 	}
 	os.Unsetenv("_RUNMINI_SYNCFD")
-	conn := &syncConn{f: os.NewFile(uintptr(fd), "sync")}
-	slog.SetDefault(slog.New(slog.NewJSONHandler(logWriter{conn}, nil)))
+	conn := &syncp.Conn{F: os.NewFile(uintptr(fd), "sync")}
+	slog.SetDefault(slog.New(slog.NewJSONHandler(syncp.LogWriter{C: conn}, nil)))
 	err = func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -53,28 +59,31 @@ func Init() {
 		return initContainer(conn)
 	}()
 	if err != nil {
-		conn.send(&syncMsg{Type: msgError, Error: err.Error()})
+		conn.Send(&syncp.Msg{Type: syncp.MsgError, Error: err.Error()})
 	}
 	os.Exit(1)
 }
 
 type initState struct {
-	conn *syncConn
-	ic   *initConfig
+	conn *syncp.Conn
+	ic   *syncp.InitConfig
 	spec *specs.Spec
 	mc   *mount.Config
 }
 
-func initContainer(conn *syncConn) error {
-	m, err := conn.expect(msgConfig, nil)
+func initContainer(conn *syncp.Conn) error {
+	m, err := conn.Expect(syncp.MsgConfig, nil)
 	if err != nil {
 		return err
 	}
 	ic := m.Config
-	if ic.Debug {
-		slog.SetDefault(slog.New(slog.NewJSONHandler(logWriter{conn}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if ic.Version != syncp.Version {
+		return fmt.Errorf("container init speaks %s, runmini %s: install runmini and runmini-init from the same build", syncp.Version, ic.Version)
 	}
-	phase("init: config received")
+	if ic.Debug {
+		slog.SetDefault(slog.New(slog.NewJSONHandler(syncp.LogWriter{C: conn}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}
+	syncp.Phase("init: config received")
 	s := ic.Spec
 	if s.Process == nil {
 		return errors.New("config has no process")
@@ -121,7 +130,7 @@ func initContainer(conn *syncConn) error {
 		if err := mount.Prepare(in.mc); err != nil {
 			return fmt.Errorf("prepare rootfs: %w", err)
 		}
-		phase("init: rootfs prepared")
+		syncp.Phase("init: rootfs prepared")
 	}
 	if err := in.hostAndSysctls(); err != nil {
 		return err
@@ -130,10 +139,10 @@ func initContainer(conn *syncConn) error {
 		return err
 	}
 	if s.Hooks != nil && len(s.Hooks.CreateRuntime) > 0 {
-		if err := conn.send(&syncMsg{Type: msgCreateRuntime}); err != nil {
+		if err := conn.Send(&syncp.Msg{Type: syncp.MsgCreateRuntime}); err != nil {
 			return err
 		}
-		if _, err := conn.expect(msgOK, nil); err != nil {
+		if _, err := conn.Expect(syncp.MsgOK, nil); err != nil {
 			return err
 		}
 	}
@@ -146,7 +155,7 @@ func initContainer(conn *syncConn) error {
 	if err := in.enterRoot(); err != nil {
 		return err
 	}
-	phase("init: pivoted and finalized")
+	syncp.Phase("init: pivoted and finalized")
 	path, err := in.finishProcess(filter)
 	if err != nil {
 		return err
@@ -154,7 +163,7 @@ func initContainer(conn *syncConn) error {
 	if err := in.handshake(); err != nil {
 		return err
 	}
-	conn.f.Close()
+	conn.F.Close()
 	return in.waitStartAndExec(path)
 }
 
@@ -187,11 +196,11 @@ func (in *initState) execProcess(filter *seccomp.Filter) error {
 // handshake reports ready, waits for the parent's OK and then lets the
 // process outlive its creator.
 func (in *initState) handshake() error {
-	phase("init: ready")
-	if err := in.conn.send(&syncMsg{Type: msgReady}); err != nil {
+	syncp.Phase("init: ready")
+	if err := in.conn.Send(&syncp.Msg{Type: syncp.MsgReady}); err != nil {
 		return err
 	}
-	if _, err := in.conn.expect(msgOK, nil); err != nil {
+	if _, err := in.conn.Expect(syncp.MsgOK, nil); err != nil {
 		return err
 	}
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {

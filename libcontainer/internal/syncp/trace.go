@@ -1,4 +1,4 @@
-package libcontainer
+package syncp
 
 import (
 	"log/slog"
@@ -10,8 +10,8 @@ import (
 // outside by `make bench`.
 var procStart = time.Now()
 
-// phase logs, at debug level, how far into this process a step of the
+// Phase logs, at debug level, how far into this process a step of the
 // start path is: `runmini --debug` shows where a container's start goes.
-func phase(step string) {
+func Phase(step string) {
 	slog.Debug("phase", "step", step, "ms", float64(time.Since(procStart).Microseconds())/1000)
 }

@@ -1,0 +1,22 @@
+// Command runmini-init is the first process of every container runmini
+// creates, and of every exec. runmini runs it (through a read-only private
+// bind, see libcontainer's sealedExe) instead of re-executing itself: it
+// links only what the init needs, so the Go runtime start that every
+// container pays touches a fraction of the pages runmini's own would. The
+// protocol is libcontainer's; the two must come from the same build.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/runmini/runmini/libcontainer/initproc"
+)
+
+func main() {
+	if !initproc.IsInit() {
+		fmt.Fprintln(os.Stderr, "runmini-init: not for use by hand; runmini runs it")
+		os.Exit(2)
+	}
+	initproc.Init()
+}

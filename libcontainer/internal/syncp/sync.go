@@ -1,0 +1,206 @@
+// Package syncp is the protocol between runmini and the init of a
+// container: one JSON packet per message over a SOCK_SEQPACKET socketpair,
+// and the configuration the init receives.
+package syncp
+
+// The parent (runmini create, or the shim) and the container's init talk over
+// one SOCK_SEQPACKET socketpair. Every message is one JSON packet, so no
+// length prefix is needed and a reader never blocks on a partial message.
+//
+//	parent                                 init (runmini init)
+//	  | -- MsgConfig{InitConfig} --------------> |  (after the parent put it in its cgroup)
+//	  |                                          |  namespaces, mounts, console
+//	  | <------------- MsgCreateRuntime -------- |  (only when there are createRuntime hooks)
+//	  | -- MsgOK / MsgError ---------------------> |
+//	  |                                          |  createContainer hooks, pivot_root,
+//	  |                                          |  masked/readonly paths, user, caps
+//	  | <------------------------- MsgReady ---- |
+//	  |  writes state.json                       |
+//	  | -- MsgOK --------------------------------> |  clears pdeathsig, closes the socket,
+//	  |                                          |  waits on exec.fifo for start
+//
+// Any step may instead be answered by MsgError{Error}; the side that receives
+// it aborts. The init turns panics into MsgError too. Log lines travel as
+// MsgLog so that the init never writes to the container's stdio.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+type MsgType string
+
+// Version names this protocol; bump it whenever InitConfig or the message
+// flow changes meaning.
+const Version = "runmini-sync-1"
+
+const (
+	MsgConfig        MsgType = "config"
+	MsgCreateRuntime MsgType = "createRuntime"
+	MsgReady         MsgType = "ready"
+	MsgOK            MsgType = "ok"
+	MsgError         MsgType = "error"
+	MsgLog           MsgType = "log"
+)
+
+type Msg struct {
+	Type   MsgType         `json:"type"`
+	Error  string          `json:"error,omitempty"`
+	Config *InitConfig     `json:"config,omitempty"`
+	Log    json.RawMessage `json:"log,omitempty"`
+}
+
+// Conn is one end of the socketpair.
+type Conn struct {
+	F *os.File
+}
+
+func NewPair() (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create sync socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child"), nil
+}
+
+func (c *Conn) Send(m *Msg) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s message: %w", m.Type, err)
+	}
+	if _, err := c.F.Write(b); err != nil {
+		return fmt.Errorf("send %s message: %w", m.Type, err)
+	}
+	return nil
+}
+
+// recv reads one packet. MSG_PEEK|MSG_TRUNC tells the packet's size first, so
+// a large config never gets truncated.
+func (c *Conn) Recv() (*Msg, error) {
+	rc, err := c.F.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var buf []byte
+	var n int
+	var opErr error
+	err = rc.Read(func(fd uintptr) bool {
+		size, _, e := unix.Recvfrom(int(fd), nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if e == unix.EAGAIN {
+			return false
+		}
+		if e != nil {
+			opErr = e
+			return true
+		}
+		if size == 0 {
+			opErr = io.EOF
+			return true
+		}
+		buf = make([]byte, size)
+		n, _, e = unix.Recvfrom(int(fd), buf, 0)
+		if e == unix.EAGAIN {
+			return false
+		}
+		opErr = e
+		return true
+	})
+	if err == nil {
+		err = opErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := new(Msg)
+	if err := json.Unmarshal(buf[:n], m); err != nil {
+		return nil, fmt.Errorf("decode sync message: %w", err)
+	}
+	return m, nil
+}
+
+var ErrUnexpectedEOF = io.ErrUnexpectedEOF
+
+// expectAny reads the next message that is not a log line, forwarding log
+// lines to logf, and turns MsgError into an error.
+func (c *Conn) ExpectAny(logf func(json.RawMessage)) (*Msg, error) {
+	for {
+		m, err := c.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		switch m.Type {
+		case MsgLog:
+			if logf != nil {
+				logf(m.Log)
+			}
+		case MsgError:
+			return nil, errors.New(m.Error)
+		default:
+			return m, nil
+		}
+	}
+}
+
+// expect is expectAny for one wanted message type.
+func (c *Conn) Expect(want MsgType, logf func(json.RawMessage)) (*Msg, error) {
+	m, err := c.ExpectAny(logf)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for %s: %w", want, err)
+	}
+	if m.Type != want {
+		return nil, fmt.Errorf("sync protocol: got %q while waiting for %q", m.Type, want)
+	}
+	return m, nil
+}
+
+// LogWriter turns each write (one slog JSON record) into a MsgLog packet,
+// so the init never writes logs to the container's stdio.
+type LogWriter struct{ C *Conn }
+
+func (w LogWriter) Write(p []byte) (int, error) {
+	b := bytes.TrimSpace(p)
+	if err := w.C.Send(&Msg{Type: MsgLog, Log: json.RawMessage(append([]byte(nil), b...))}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// InitConfig travels to the init in the MsgConfig packet. Fds are numbered
+// as the init sees them.
+type InitConfig struct {
+	// Version must be the init's Version: runmini and runmini-init are
+	// separate files, and a mismatch must fail clearly, not strangely.
+	Version      string            `json:"version"`
+	ID           string            `json:"id"`
+	Bundle       string            `json:"bundle"`
+	Rootfs       string            `json:"rootfs"`
+	Spec         *specs.Spec       `json:"spec"`
+	NoPivot      bool              `json:"no_pivot,omitempty"`
+	NoNewKeyring bool              `json:"no_new_keyring,omitempty"`
+	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
+	InitUnshare  uintptr           `json:"init_unshare,omitempty"`
+	HasMountNS   bool              `json:"has_mount_ns,omitempty"`
+	NewUserNS    bool              `json:"new_user_ns,omitempty"`
+	NewCgroupNS  bool              `json:"new_cgroup_ns,omitempty"`
+	ConsoleFD    int               `json:"console_fd"`
+	ExecSockFD   int               `json:"exec_sock_fd"`
+	PreserveFDs  int               `json:"preserve_fds,omitempty"`
+	// Exec: join the container's namespaces and run the process right
+	// away; build nothing, wait for no start.
+	Exec bool `json:"exec,omitempty"`
+	// Debug: the init sends its debug records (phases) too.
+	Debug bool `json:"debug,omitempty"`
+	// InitPid is the init's pid in the runtime's pid namespace, for the
+	// state handed to createContainer hooks.
+	InitPid int `json:"init_pid"`
+}
