@@ -120,3 +120,52 @@ func (c *Container) Resume() error {
 	}
 	return m.Thaw()
 }
+
+// Processes lists the pids of every process in the container's cgroup.
+func (c *Container) Processes() ([]int, error) {
+	if c.Status() == Stopped {
+		return nil, ErrNotRunning
+	}
+	m, err := c.cgroup()
+	if err != nil || m == nil {
+		return nil, fmt.Errorf("list processes: no cgroup: %w", err)
+	}
+	return m.Pids()
+}
+
+// Update applies new resources to a live container and records them in
+// its state, so that a later `state` or restart of the shim sees them.
+func (c *Container) Update(r *specs.LinuxResources) error {
+	if st := c.Status(); st == Stopped || st == Creating {
+		return ErrNotRunning
+	}
+	m, err := c.cgroup()
+	if err != nil || m == nil {
+		return fmt.Errorf("update: no cgroup: %w", err)
+	}
+	// Device rules are not updated (runc neither): the container's rules
+	// were completed with the defaults at create, and re-applying the
+	// spec's own list would take /dev/null away.
+	set := *r
+	set.Devices = nil
+	if err := m.Set(&set); err != nil {
+		return err
+	}
+	if cfg := c.st.Config; cfg.Linux != nil && cfg.Linux.Resources != nil {
+		r.Devices = cfg.Linux.Resources.Devices
+	}
+	cfg := *c.st.Config
+	lx := specs.Linux{}
+	if cfg.Linux != nil {
+		lx = *cfg.Linux
+	}
+	lx.Resources = r
+	cfg.Linux = &lx
+	st := *c.st
+	st.Config = &cfg
+	if err := writeState(c.dir, &st); err != nil {
+		return fmt.Errorf("record updated resources: %w", err)
+	}
+	c.st = &st
+	return nil
+}

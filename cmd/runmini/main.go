@@ -63,6 +63,8 @@ func newApp() *cli.App {
 			execCommand,
 			pauseCommand,
 			resumeCommand,
+			psCommand,
+			updateCommand,
 			deleteCommand,
 			listCommand,
 			specCommand,
