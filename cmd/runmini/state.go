@@ -5,25 +5,20 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/runmini/runmini/libcontainer"
 )
 
 var stateCommand = &cli.Command{
 	Name:      "state",
 	Usage:     "output the state of a container",
 	ArgsUsage: "<container-id>",
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, true); err != nil {
-			return err
-		}
-		ctr, err := getContainer(c)
-		if err != nil {
-			return err
-		}
+	Action: onContainer(func(_ *cli.Context, ctr *libcontainer.Container) error {
 		b, err := json.MarshalIndent(ctr.State(), "", "  ")
 		if err != nil {
 			return err
 		}
-		os.Stdout.Write(append(b, '\n'))
-		return nil
-	},
+		_, err = os.Stdout.Write(append(b, '\n'))
+		return err
+	}),
 }

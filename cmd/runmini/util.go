@@ -50,3 +50,18 @@ func getContainer(c *cli.Context) (*libcontainer.Container, error) {
 func rootDir(c *cli.Context) (string, error) {
 	return filepath.Abs(c.String("root"))
 }
+
+// onContainer is the action of a command that takes just a container id
+// and calls one operation on the container.
+func onContainer(do func(*cli.Context, *libcontainer.Container) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := checkArgs(c, 1, true); err != nil {
+			return err
+		}
+		ctr, err := getContainer(c)
+		if err != nil {
+			return err
+		}
+		return do(c, ctr)
+	}
+}
