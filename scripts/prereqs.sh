@@ -8,13 +8,14 @@ set -euo pipefail
 #   gcc, libc6-dev   cgo and the static link of bin/runmini (libc.a)
 #   libseccomp-dev   seccomp filters (libseccomp.a, linked statically)
 #   busybox-static   the busybox rootfs of the integration tests and demo
+#   containerd       runmini as BinaryName of containerd's runc shim (1.6, integration)
 #   iproute2         network namespace checks in the integration tests
 #   util-linux       unshare, for the validation suite's private mount ns
 #   tar              the validation suite unpacks its rootfs with it
 #   ca-certificates  HTTPS to the Go module proxy
 #   jq               scripts/demo.sh edits config.json with it
 #   make             this build
-packages=(gcc libc6-dev libseccomp-dev pkg-config busybox-static iproute2 util-linux tar jq ca-certificates make)
+packages=(gcc libc6-dev libseccomp-dev pkg-config busybox-static containerd iproute2 util-linux tar jq ca-certificates make)
 # Extra packages named on the command line (make bench: runc crun).
 packages+=("$@")
 
