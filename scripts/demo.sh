@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A guided tour of runmini's command line: make a busybox bundle, then
-# spec, create, state, start, list, kill, state, delete, printing every
+# spec, create, state, start, list, exec, ps, kill, state, delete, printing every
 # command and what it prints. RUNTIME=runc (or any path) runs the same tour
 # against another runtime. Everything it makes lives in one temporary
 # directory and is removed on exit, even when interrupted.
@@ -97,6 +97,9 @@ say start "$id"
 # before the next command's output.
 sleep 0.3
 say list
+# A second process in the running container: same namespaces and cgroup.
+say exec "$id" sh -c 'echo "exec: hostname $(hostname), pid $$"; ps'
+say ps "$id"
 say kill "$id" TERM
 
 status=
