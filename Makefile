@@ -123,7 +123,7 @@ bench: prereqs all
 	$(call step,runtime start path (BENCH_N=$(BENCH_N)))
 	$(GO) run ./tests/bench -n $(BENCH_N)
 	$(call step,Go benchmarks of the hot paths)
-	$(GO) test -run '^$$' -bench . -benchtime 200x ./spec ./cgroups ./libcontainer/...
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./spec ./cgroups ./mount ./libcontainer/...
 
 .PHONY: demo
 demo: prereqs
