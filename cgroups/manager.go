@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -141,12 +142,25 @@ func (m *manager) Create() (retErr error) {
 			retErr = fmt.Errorf("create cgroup: %w", retErr)
 		}
 	}()
+	dirs := make([]string, 0, len(m.v1)+1)
 	for _, ctrl := range sortedKeys(m.v1) {
-		d, err := mkdirAll(m.v1[ctrl])
+		dirs = append(dirs, m.v1[ctrl])
+	}
+	if m.v2 != "" {
+		dirs = append(dirs, m.v2)
+	}
+	for _, dir := range dirs {
+		d, err := mkdirAll(dir)
 		made = append(made, d...)
 		if err != nil {
 			return err
 		}
+	}
+	// The default path is /runmini/<id> whatever the runtime's --root: a
+	// cgroup that was already there must not belong to a live container,
+	// whose limits the resources below would overwrite.
+	if err := m.checkUnused(made); err != nil {
+		return err
 	}
 	if len(m.v1) > 0 {
 		// The library fills in cpuset.cpus and cpuset.mems of every new
@@ -157,11 +171,6 @@ func (m *manager) Create() (retErr error) {
 		}
 	}
 	if m.v2 != "" {
-		d, err := mkdirAll(m.v2)
-		made = append(made, d...)
-		if err != nil {
-			return err
-		}
 		if err := m.enableV2(v2needs); err != nil {
 			return err
 		}
@@ -318,6 +327,30 @@ func (m *manager) Apply(pid int) error {
 		if err := cg.AddProc(uint64(pid)); err != nil {
 			return fmt.Errorf("add pid %d to cgroup %s: %w", pid, m.v2, err)
 		}
+	}
+	return nil
+}
+
+// checkUnused refuses a container cgroup that existed before Create (it is
+// not among made) and holds processes. One hierarchy tells: every
+// hierarchy holds the same processes.
+func (m *manager) checkUnused(made []string) error {
+	dir := m.v2
+	if m.mode != ModeV2 {
+		dir = m.someV1Dir()
+	}
+	if slices.Contains(made, dir) {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // not a cgroupfs (a test's stand-in): nothing runs in it
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", filepath.Join(dir, "cgroup.procs"), err)
+	}
+	if n := len(strings.Fields(string(b))); n > 0 {
+		return fmt.Errorf("container's cgroup is not empty: %d process(es) found in %s", n, dir)
 	}
 	return nil
 }

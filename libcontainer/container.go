@@ -138,6 +138,18 @@ func (c *Container) specState(status Status) *specs.State {
 	return s
 }
 
+// requireCgroup is cgroup for the operations that cannot work without one.
+func (c *Container) requireCgroup(op string) (cgroups.Manager, error) {
+	m, err := c.cgroup()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", op, c.st.ID, err)
+	}
+	if m == nil {
+		return nil, fmt.Errorf("%s %s: its state records no cgroup (created by an interrupted create?); delete it with delete -f", op, c.st.ID)
+	}
+	return m, nil
+}
+
 func (c *Container) cgroup() (cgroups.Manager, error) {
 	if len(c.st.CgroupPaths) == 0 {
 		return nil, nil

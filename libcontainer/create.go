@@ -115,11 +115,6 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	if err := cg.Create(); err != nil {
 		return nil, nil, err
 	}
-	// The default path is /runmini/<id> whatever the --root: a container
-	// must never share a cgroup (limits, kill -a, delete) with a live one.
-	if pids, err := cg.Pids(); err == nil && len(pids) > 0 {
-		return nil, nil, fmt.Errorf("container's cgroup is not empty: %d process(es) found", len(pids))
-	}
 	syncp.Phase("cgroup created")
 	defer func() {
 		if retErr != nil {
@@ -337,11 +332,12 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			}
 		case syncp.MsgReady:
 			syncp.Phase("init ready")
-			if o.exec {
-				// The process is in the container: it only waits for our
-				// OK to exec, and the EOF below tells it did.
-			} else if err := writeState(c.dir, c.st); err != nil {
-				return nil, fmt.Errorf("write state: %w", err)
+			// An exec has no state of its own: the process only waits
+			// for our OK to exec, and the EOF below tells it did.
+			if !o.exec {
+				if err := writeState(c.dir, c.st); err != nil {
+					return nil, fmt.Errorf("write state: %w", err)
+				}
 			}
 			unwrite := func() {
 				if !o.exec {

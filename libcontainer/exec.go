@@ -21,18 +21,6 @@ type ExecOpts struct {
 	Foreground bool
 }
 
-// procNS names the /proc/PID/ns entry of each namespace type.
-var procNS = map[specs.LinuxNamespaceType]string{
-	specs.PIDNamespace:     "pid",
-	specs.NetworkNamespace: "net",
-	specs.MountNamespace:   "mnt",
-	specs.IPCNamespace:     "ipc",
-	specs.UTSNamespace:     "uts",
-	specs.UserNamespace:    "user",
-	specs.CgroupNamespace:  "cgroup",
-	specs.TimeNamespace:    "time",
-}
-
 // Exec starts a process in the container's namespaces and cgroup, with the
 // container's seccomp profile, as `runc exec` does. It returns once the
 // process has been executed.
@@ -59,7 +47,7 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 	lx.Namespaces = nil
 	if c.st.Config.Linux != nil {
 		for _, ns := range c.st.Config.Linux.Namespaces {
-			lx.Namespaces = append(lx.Namespaces, specs.LinuxNamespace{Type: ns.Type, Path: "/proc/" + pid + "/ns/" + procNS[ns.Type]})
+			lx.Namespaces = append(lx.Namespaces, specs.LinuxNamespace{Type: ns.Type, Path: "/proc/" + pid + "/ns/" + nsName(ns.Type)})
 		}
 	}
 	s.Linux = &lx
@@ -73,12 +61,9 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 	if !c.st.initAlive() {
 		return nil, errors.New("cannot exec in a stopped container")
 	}
-	cg, err := c.cgroup()
+	cg, err := c.requireCgroup("exec")
 	if err != nil {
 		return nil, err
-	}
-	if cg == nil {
-		return nil, errors.New("exec: the container's cgroup is unknown")
 	}
 	return c.startInit(ctx, &CreateOpts{
 		Root:          c.root,
@@ -102,9 +87,9 @@ func (c *Container) Pause() error {
 	if c.Status() != Running {
 		return ErrNotRunning
 	}
-	m, err := c.cgroup()
-	if err != nil || m == nil {
-		return fmt.Errorf("pause: no cgroup: %w", err)
+	m, err := c.requireCgroup("pause")
+	if err != nil {
+		return err
 	}
 	return m.Freeze()
 }
@@ -114,9 +99,9 @@ func (c *Container) Resume() error {
 	if c.Status() != Paused {
 		return ErrNotPaused
 	}
-	m, err := c.cgroup()
-	if err != nil || m == nil {
-		return fmt.Errorf("resume: no cgroup: %w", err)
+	m, err := c.requireCgroup("resume")
+	if err != nil {
+		return err
 	}
 	return m.Thaw()
 }
@@ -126,9 +111,9 @@ func (c *Container) Processes() ([]int, error) {
 	if c.Status() == Stopped {
 		return nil, ErrNotRunning
 	}
-	m, err := c.cgroup()
-	if err != nil || m == nil {
-		return nil, fmt.Errorf("list processes: no cgroup: %w", err)
+	m, err := c.requireCgroup("list processes")
+	if err != nil {
+		return nil, err
 	}
 	return m.Pids()
 }
@@ -139,9 +124,9 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	if st := c.Status(); st == Stopped || st == Creating {
 		return ErrNotRunning
 	}
-	m, err := c.cgroup()
-	if err != nil || m == nil {
-		return fmt.Errorf("update: no cgroup: %w", err)
+	m, err := c.requireCgroup("update")
+	if err != nil {
+		return err
 	}
 	// Device rules are not updated (runc neither): the container's rules
 	// were completed with the defaults at create, and re-applying the

@@ -40,6 +40,16 @@ var joinOrder = []struct {
 	{specs.MountNamespace, "mnt"},
 }
 
+// nsName is the nsenter and /proc/PID/ns name of a namespace type.
+func nsName(typ specs.LinuxNamespaceType) string {
+	for _, j := range joinOrder {
+		if j.typ == typ {
+			return j.name
+		}
+	}
+	return string(typ)
+}
+
 // nsPlan says who creates or joins each namespace:
 //   - cloneFlags: created by clone() itself, in one step with the init;
 //   - joins: entered by the nsenter constructor before the Go runtime starts

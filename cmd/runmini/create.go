@@ -30,10 +30,8 @@ var createCommand = &cli.Command{
 		if err := checkArgs(c, 1, true); err != nil {
 			return err
 		}
-		_, _, tty, err := createContainer(c, false)
-		if tty != nil {
-			tty.close()
-		}
+		// Not in the foreground: never a tty proxy to close.
+		_, _, _, err := createContainer(c, false)
 		return err
 	},
 }

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/runmini/runmini/libcontainer"
 )
@@ -64,14 +62,13 @@ var execCommand = &cli.Command{
 			defer tty.close()
 			consoleSocket = tty.path()
 		}
-		sigs := make(chan os.Signal, 32)
+		var sigs chan os.Signal
 		if !detach {
-			// Joining a pid namespace makes the process our grandchild.
-			if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			var stop func()
+			if sigs, stop, err = foreground(); err != nil {
 				return err
 			}
-			signal.Notify(sigs)
-			defer signal.Stop(sigs)
+			defer stop()
 		}
 		n := c.Int("preserve-fds")
 		if n < 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 
@@ -23,18 +24,14 @@ var runCommand = &cli.Command{
 			return err
 		}
 		detach := c.Bool("detach")
+		var sigs chan os.Signal
 		if !detach {
-			// The init may be a grandchild (pid namespace joined): be its
-			// subreaper so we can wait for it.
-			if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			var stop func()
+			var err error
+			if sigs, stop, err = foreground(); err != nil {
 				return err
 			}
-		}
-		// Catch signals before the container exists, then forward them.
-		sigs := make(chan os.Signal, 32)
-		if !detach {
-			signal.Notify(sigs)
-			defer signal.Stop(sigs)
+			defer stop()
 		}
 		ctr, proc, tty, err := createContainer(c, !detach)
 		if err != nil {
@@ -62,6 +59,19 @@ var runCommand = &cli.Command{
 		}
 		return exitStatus(ws)
 	},
+}
+
+// foreground prepares to wait for a process we are about to start: it may
+// become our grandchild (joining a pid namespace makes nsenter fork), so we
+// become a subreaper, and signals are caught from now on, before the
+// process exists, to be forwarded by waitForeground. stop ends the catching.
+func foreground() (sigs chan os.Signal, stop func(), err error) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, nil, fmt.Errorf("become subreaper: %w", err)
+	}
+	sigs = make(chan os.Signal, 32)
+	signal.Notify(sigs)
+	return sigs, func() { signal.Stop(sigs) }, nil
 }
 
 // waitForeground waits for a process the caller started in the foreground,
