@@ -1,6 +1,7 @@
 # runmini: build, install and test.
 #
-#   make                 build bin/runmini and bin/runmini-init (static, with the cgo constructor)
+#   make                 build bin/runmini, bin/runmini-init and bin/containerd-shim-mini-v2
+#                        (static, with the cgo constructor)
 #   make install         install it into $(DESTDIR)$(PREFIX)/bin
 #   make test            install missing prerequisites (as root), build, then run
 #                        lint, unit, integration and conformance tests
@@ -53,6 +54,7 @@ $(BIN):
 	fi
 	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o $@ ./cmd/runmini
 	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o $@-init ./cmd/runmini-init
+	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o bin/containerd-shim-mini-v2 ./cmd/containerd-shim-mini-v2
 
 # runmini-init must sit beside runmini (and come from the same build): every
 # container's first process runs from it.
@@ -60,6 +62,7 @@ $(BIN):
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/runmini
 	install -D -m 0755 $(BIN)-init $(DESTDIR)$(BINDIR)/runmini-init
+	install -D -m 0755 bin/containerd-shim-mini-v2 $(DESTDIR)$(BINDIR)/containerd-shim-mini-v2
 
 .PHONY: test
 test:

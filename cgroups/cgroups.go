@@ -13,6 +13,7 @@ import (
 	"fmt"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
 )
 
 // Config names a container's cgroup and the resources to apply to it.
@@ -105,6 +106,10 @@ type Manager interface {
 	Frozen() (bool, error)
 	// Pids lists every process in the cgroup and its descendants.
 	Pids() ([]int, error)
+	// Stats returns the cgroup's metrics as the protobuf message
+	// containerd's task metrics carry: cgroup1/stats.Metrics on v1 and
+	// hybrid hosts, cgroup2/stats.Metrics on v2 (see manager.Stats).
+	Stats() (proto.Message, error)
 	// Paths maps each controller (v1) or "" (v2 unified) to the absolute
 	// host directory of the container's cgroup; it is saved in state.json
 	// and given to Load. The rootfs code uses it for cgroup mounts.

@@ -466,7 +466,7 @@ func v1Subsystem(root, ctrl string) cgroup1.Subsystem {
 	case "cpuacct":
 		return cgroup1.NewCpuacct(root)
 	case "memory":
-		return cgroup1.NewMemory(root)
+		return newV1Memory(root)
 	case "devices":
 		return cgroup1.NewDevices(root)
 	case "freezer":

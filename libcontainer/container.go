@@ -156,3 +156,7 @@ func (c *Container) cgroup() (cgroups.Manager, error) {
 	}
 	return cgroups.Load(c.st.CgroupPaths, "")
 }
+
+// Cgroup is the container's cgroup, for callers that read its statistics
+// or watch its events (the shim).
+func (c *Container) Cgroup() (cgroups.Manager, error) { return c.requireCgroup("cgroup of") }

@@ -1,0 +1,785 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	"github.com/containerd/containerd/api/types/runc/options"
+	tasktypes "github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/runmini/runmini/libcontainer"
+	"github.com/runmini/runmini/mount"
+	"github.com/runmini/runmini/reaper"
+	"github.com/runmini/runmini/spec"
+)
+
+// service is the task service: every task of this shim (one, or a pod's
+// containers) and their processes.
+type service struct {
+	ns     string
+	pub    *publisher
+	reaper *reaper.Reaper
+	// shutdown stops the server; called once no task is left.
+	shutdown func()
+
+	mu    sync.Mutex
+	tasks map[string]*task
+}
+
+// task is one container: its init and its execs.
+type task struct {
+	id, bundle string
+	root       string // libcontainer's state root
+	c          *libcontainer.Container
+	init       *process
+	rootfs     string // where we mounted the request's rootfs; "" if none
+	sharedPID  bool   // no pid namespace of its own
+	stopOOM    func()
+
+	mu    sync.Mutex
+	execs map[string]*process
+}
+
+func newService(ns string, pub *publisher, r *reaper.Reaper, shutdown func()) *service {
+	return &service{ns: ns, pub: pub, reaper: r, shutdown: shutdown, tasks: map[string]*task{}}
+}
+
+// defaultRoot is where libcontainer keeps this namespace's containers, so
+// that `runmini --root /run/containerd/runmini/<ns> list` shows them.
+func defaultRoot(ns string) string { return filepath.Join("/run/containerd/runmini", ns) }
+
+func (s *service) task(id string) (*task, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tasks[id]
+	if !ok || t == nil {
+		return nil, fmt.Errorf("task %s: %w", id, errdefs.ErrNotFound)
+	}
+	return t, nil
+}
+
+// process finds the init (execID "") or an exec of task id.
+func (s *service) process(id, execID string) (*task, *process, error) {
+	t, err := s.task(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if execID == "" {
+		return t, t.init, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.execs[execID]
+	if !ok {
+		return nil, nil, fmt.Errorf("exec %s in task %s: %w", execID, id, errdefs.ErrNotFound)
+	}
+	return t, p, nil
+}
+
+// runtimeOptions decodes containerd's runc options, which CRI and `ctr
+// --runc-*` send to every runc-like runtime; other types are refused.
+func runtimeOptions(a *anypb.Any) (*options.Options, error) {
+	o := &options.Options{}
+	if a == nil || len(a.GetValue()) == 0 && a.GetTypeUrl() == "" {
+		return o, nil
+	}
+	if !strings.HasSuffix(a.GetTypeUrl(), "containerd.runc.v1.Options") {
+		return nil, fmt.Errorf("runtime options of type %q: %w", a.GetTypeUrl(), errdefs.ErrInvalidArgument)
+	}
+	if err := a.UnmarshalTo(o); err != nil {
+		return nil, fmt.Errorf("runtime options: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return o, nil
+}
+
+// optionsFile keeps a task's runtime options in its bundle, so that the
+// `delete` of a dead shim finds the state root the task used.
+const optionsFile = "options.json"
+
+func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *taskapi.CreateTaskResponse, retErr error) {
+	if err := spec.ValidateID(r.ID); err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if !filepath.IsAbs(r.Bundle) {
+		return nil, fmt.Errorf("bundle %q is not an absolute path: %w", r.Bundle, errdefs.ErrInvalidArgument)
+	}
+	// Reserve the id so that a concurrent Create of it fails at once.
+	s.mu.Lock()
+	if _, ok := s.tasks[r.ID]; ok {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("task %s: %w", r.ID, errdefs.ErrAlreadyExists)
+	}
+	s.tasks[r.ID] = nil
+	s.mu.Unlock()
+	defer func() {
+		if retErr != nil {
+			s.mu.Lock()
+			delete(s.tasks, r.ID)
+			s.mu.Unlock()
+		}
+	}()
+
+	opts, err := runtimeOptions(r.Options)
+	if err != nil {
+		return nil, err
+	}
+	root := defaultRoot(s.ns)
+	if opts.Root != "" {
+		root = filepath.Join(opts.Root, s.ns)
+	}
+	if err := writeOptions(r.Bundle, root); err != nil {
+		return nil, err
+	}
+	sp, err := spec.Load(r.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+
+	t := &task{id: r.ID, bundle: r.Bundle, root: root, execs: map[string]*process{}}
+	if len(r.Rootfs) > 0 {
+		t.rootfs = filepath.Join(r.Bundle, "rootfs")
+		ms := make([]mount.HostMount, len(r.Rootfs))
+		for i, m := range r.Rootfs {
+			ms[i] = mount.HostMount{Type: m.Type, Source: m.Source, Options: m.Options}
+		}
+		if err := os.MkdirAll(t.rootfs, 0o711); err != nil {
+			return nil, err
+		}
+		if err := mount.MountAll(ms, t.rootfs); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if retErr != nil {
+				mount.UnmountAll(t.rootfs)
+			}
+		}()
+	}
+	if err := spec.Validate(sp, r.Bundle); err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	_, hasPidNS := spec.HasNamespace(sp, specs.PIDNamespace)
+	t.sharedPID = !hasPidNS
+	if sp.Process != nil {
+		sp.Process.Terminal = r.Terminal
+	}
+
+	cfg := stdioConfig{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
+	t.init = newProcess(r.ID, "", cfg)
+	p := t.init
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st, cs, err := s.openIO(cfg, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cs != nil {
+			cs.close()
+		}
+		if retErr != nil {
+			st.close()
+		}
+	}()
+	in, out, errw := st.processFiles()
+	defer s.reaper.Hold()()
+	c, proc, err := libcontainer.Create(ctx, &libcontainer.CreateOpts{
+		Root:          root,
+		ID:            r.ID,
+		Bundle:        r.Bundle,
+		Spec:          sp,
+		Rootfs:        spec.RootfsPath(sp, r.Bundle),
+		ConsoleSocket: consolePath(cs),
+		NoPivot:       opts.NoPivotRoot,
+		NoNewKeyring:  opts.NoNewKeyring,
+		Stdin:         in,
+		Stdout:        out,
+		Stderr:        errw,
+	})
+	if err != nil {
+		return nil, createError(err)
+	}
+	t.c = c
+	undoContainer := func() {
+		c.Delete(context.WithoutCancel(ctx), true)
+	}
+	if err := p.setPid(proc.Pid); err != nil {
+		undoContainer()
+		return nil, err
+	}
+	if err := s.attachIO(st, cs); err != nil {
+		undoContainer()
+		return nil, err
+	}
+	p.stdio = st
+	if err := s.reaper.Watch(proc.Pid, func(e reaper.Exit) { s.initExited(t, e) }); err != nil {
+		undoContainer()
+		return nil, err
+	}
+	t.stopOOM = s.watchOOM(t)
+	s.mu.Lock()
+	s.tasks[r.ID] = t
+	s.mu.Unlock()
+	s.pub.publish(topicCreate, &eventstypes.TaskCreate{
+		ContainerID: r.ID,
+		Bundle:      r.Bundle,
+		Rootfs:      r.Rootfs,
+		IO:          &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
+		Checkpoint:  r.Checkpoint,
+		Pid:         uint32(proc.Pid),
+	})
+	return &taskapi.CreateTaskResponse{Pid: uint32(proc.Pid)}, nil
+}
+
+// createError gives libcontainer's errors containerd's codes.
+func createError(err error) error {
+	if errors.Is(err, libcontainer.ErrExist) {
+		return fmt.Errorf("%v: %w", err, errdefs.ErrAlreadyExists)
+	}
+	return err
+}
+
+func writeOptions(bundle, root string) error {
+	b, err := json.Marshal(struct {
+		Root string `json:"root"`
+	}{root})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(bundle, optionsFile), b, 0o600)
+}
+
+// readRoot is the state root a task recorded in its bundle.
+func readRoot(bundle, ns string) string {
+	var o struct {
+		Root string `json:"root"`
+	}
+	if b, err := os.ReadFile(filepath.Join(bundle, optionsFile)); err == nil && json.Unmarshal(b, &o) == nil && o.Root != "" {
+		return o.Root
+	}
+	return defaultRoot(ns)
+}
+
+// openIO opens a process's IO and, for a terminal, the socket its pty
+// master will arrive on.
+func (s *service) openIO(cfg stdioConfig, id string) (*stdio, *consoleSocket, error) {
+	st, err := openStdio(cfg, s.ns, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !cfg.Terminal {
+		return st, nil, nil
+	}
+	cs, err := newConsoleSocket()
+	if err != nil {
+		st.close()
+		return nil, nil, err
+	}
+	return st, cs, nil
+}
+
+func consolePath(cs *consoleSocket) string {
+	if cs == nil {
+		return ""
+	}
+	return cs.path()
+}
+
+// attachIO finishes a started process's IO: the shim's copies of the
+// process's ends are dropped and a terminal's master is wired up.
+func (s *service) attachIO(st *stdio, cs *consoleSocket) error {
+	st.started()
+	if cs == nil {
+		return nil
+	}
+	master, err := cs.receive()
+	if err != nil {
+		return err
+	}
+	st.attachConsole(master)
+	return nil
+}
+
+// initExited handles the init's exit: the rest of the container is killed
+// (a pid namespace does that by itself), every running exec's exit is
+// published first, then the init's.
+func (s *service) initExited(t *task, e reaper.Exit) {
+	p := t.init
+	// Wait for a Create or Start in flight to publish its event.
+	p.mu.Lock()
+	p.mu.Unlock()
+	if t.sharedPID {
+		t.c.Signal(unix.SIGKILL, true)
+	}
+	t.mu.Lock()
+	execs := make([]*process, 0, len(t.execs))
+	for _, x := range t.execs {
+		execs = append(execs, x)
+	}
+	t.mu.Unlock()
+	for _, x := range execs {
+		x.mu.Lock()
+		running := x.state == stateRunning
+		x.mu.Unlock()
+		if running {
+			<-x.exited
+		}
+	}
+	p.mu.Lock()
+	p.setExited(e)
+	s.pub.publish(topicExit, &eventstypes.TaskExit{
+		ContainerID: t.id, ID: t.id, Pid: uint32(e.Pid),
+		ExitStatus: uint32(e.Status), ExitedAt: timestamppb.New(e.At),
+	})
+	p.mu.Unlock()
+	p.closeStdio()
+}
+
+func (s *service) execExited(t *task, p *process, e reaper.Exit) {
+	p.mu.Lock()
+	p.setExited(e)
+	s.pub.publish(topicExit, &eventstypes.TaskExit{
+		ContainerID: t.id, ID: p.execID, Pid: uint32(e.Pid),
+		ExitStatus: uint32(e.Status), ExitedAt: timestamppb.New(e.At),
+	})
+	p.mu.Unlock()
+	p.closeStdio()
+}
+
+func (s *service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.StartResponse, error) {
+	t, p, err := s.process(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != stateCreated {
+		return nil, fmt.Errorf("%s is %s: %w", p.describe(), p.state, errdefs.ErrFailedPrecondition)
+	}
+	// Hooks run in Start: their processes are os/exec's to reap.
+	defer s.reaper.Hold()()
+	if p.execID == "" {
+		if err := t.c.Start(ctx); err != nil {
+			return nil, fmt.Errorf("start %s: %v: %w", t.id, err, errdefs.ErrFailedPrecondition)
+		}
+		p.state = stateRunning
+		s.pub.publish(topicStart, &eventstypes.TaskStart{ContainerID: t.id, Pid: uint32(p.pid)})
+		return &taskapi.StartResponse{Pid: uint32(p.pid)}, nil
+	}
+	if err := s.startExec(ctx, t, p); err != nil {
+		return nil, err
+	}
+	return &taskapi.StartResponse{Pid: uint32(p.pid)}, nil
+}
+
+// startExec runs a created exec. Called with p.mu held.
+func (s *service) startExec(ctx context.Context, t *task, p *process) (retErr error) {
+	if !t.init.isRunning() {
+		return fmt.Errorf("exec %s: container %s is not running: %w", p.execID, t.id, errdefs.ErrFailedPrecondition)
+	}
+	st, cs, err := s.openIO(p.cfg, t.id)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cs != nil {
+			cs.close()
+		}
+		if retErr != nil {
+			st.close()
+		}
+	}()
+	in, out, errw := st.processFiles()
+	proc, err := t.c.Exec(ctx, &libcontainer.ExecOpts{
+		Process:       p.spec,
+		ConsoleSocket: consolePath(cs),
+		Stdin:         in,
+		Stdout:        out,
+		Stderr:        errw,
+	})
+	if err != nil {
+		return fmt.Errorf("exec %s in %s: %w", p.execID, t.id, err)
+	}
+	if err := p.setPid(proc.Pid); err != nil {
+		unix.Kill(proc.Pid, unix.SIGKILL)
+		return err
+	}
+	if err := s.attachIO(st, cs); err != nil {
+		// Unwatched: the reaper takes it as an orphan.
+		unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
+		unix.Close(p.pidfd)
+		p.pid, p.pidfd = 0, -1
+		return err
+	}
+	p.stdio = st
+	if err := s.reaper.Watch(proc.Pid, func(e reaper.Exit) { s.execExited(t, p, e) }); err != nil {
+		return err
+	}
+	p.state = stateRunning
+	s.pub.publish(topicExecStarted, &eventstypes.TaskExecStarted{ContainerID: t.id, ExecID: p.execID, Pid: uint32(proc.Pid)})
+	return nil
+}
+
+func (p *process) describe() string {
+	if p.execID == "" {
+		return "task " + p.id
+	}
+	return "exec " + p.execID + " in task " + p.id
+}
+
+func (p *process) isRunning() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state == stateRunning
+}
+
+func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskapi.DeleteResponse, error) {
+	t, p, err := s.process(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID != "" {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.state == stateRunning {
+			return nil, fmt.Errorf("cannot delete running %s: %w", p.describe(), errdefs.ErrFailedPrecondition)
+		}
+		p.state = stateDeleted
+		t.mu.Lock()
+		delete(t.execs, r.ExecID)
+		t.mu.Unlock()
+		return deleteResponse(p), nil
+	}
+
+	p.mu.Lock()
+	state := p.state
+	p.mu.Unlock()
+	switch state {
+	case stateRunning, statePaused:
+		return nil, fmt.Errorf("cannot delete running task %s: %w", t.id, errdefs.ErrFailedPrecondition)
+	case stateDeleted:
+		return nil, fmt.Errorf("task %s: %w", t.id, errdefs.ErrNotFound)
+	case stateCreated:
+		// A created init is killed; its exit is reported as usual.
+		p.mu.Lock()
+		p.signal(unix.SIGKILL)
+		p.mu.Unlock()
+	}
+	if _, err := p.wait(ctx); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == stateDeleted {
+		return nil, fmt.Errorf("task %s: %w", t.id, errdefs.ErrNotFound)
+	}
+	var errs []error
+	if t.stopOOM != nil {
+		t.stopOOM()
+	}
+	release := s.reaper.Hold() // poststop hooks
+	if err := t.c.Delete(ctx, true); err != nil {
+		errs = append(errs, err)
+	}
+	release()
+	if t.rootfs != "" {
+		if err := mount.UnmountAll(t.rootfs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	os.Remove(filepath.Join(t.bundle, optionsFile))
+	p.state = stateDeleted
+	s.mu.Lock()
+	delete(s.tasks, t.id)
+	s.mu.Unlock()
+	resp := deleteResponse(p)
+	s.pub.publish(topicDelete, &eventstypes.TaskDelete{
+		ContainerID: t.id, ID: t.id, Pid: resp.Pid, ExitStatus: resp.ExitStatus, ExitedAt: resp.ExitedAt,
+	})
+	if err := errors.Join(errs...); err != nil {
+		slog.Warn("delete task", "id", t.id, "err", err)
+	}
+	return resp, nil
+}
+
+func deleteResponse(p *process) *taskapi.DeleteResponse {
+	resp := &taskapi.DeleteResponse{Pid: uint32(p.pid)}
+	if p.isExited() {
+		resp.ExitStatus = uint32(p.exit.Status)
+		resp.ExitedAt = timestamppb.New(p.exit.At)
+	}
+	return resp
+}
+
+func (s *service) Exec(ctx context.Context, r *taskapi.ExecProcessRequest) (*emptypb.Empty, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.ExecID == "" {
+		return nil, fmt.Errorf("exec id must not be empty: %w", errdefs.ErrInvalidArgument)
+	}
+	var ps specs.Process
+	if r.Spec == nil || json.Unmarshal(r.Spec.Value, &ps) != nil {
+		return nil, fmt.Errorf("exec %s: the process spec is missing or not JSON: %w", r.ExecID, errdefs.ErrInvalidArgument)
+	}
+	if len(ps.Args) == 0 {
+		return nil, fmt.Errorf("exec %s: process args must not be empty: %w", r.ExecID, errdefs.ErrInvalidArgument)
+	}
+	ps.Terminal = r.Terminal
+	if !t.init.isRunning() {
+		return nil, fmt.Errorf("exec %s: container %s is not running: %w", r.ExecID, t.id, errdefs.ErrFailedPrecondition)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.execs[r.ExecID]; ok {
+		return nil, fmt.Errorf("exec %s in task %s: %w", r.ExecID, t.id, errdefs.ErrAlreadyExists)
+	}
+	p := newProcess(t.id, r.ExecID, stdioConfig{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal})
+	p.spec = &ps
+	t.execs[r.ExecID] = p
+	s.pub.publish(topicExecAdded, &eventstypes.TaskExecAdded{ContainerID: t.id, ExecID: r.ExecID})
+	return &emptypb.Empty{}, nil
+}
+
+func (s *service) State(ctx context.Context, r *taskapi.StateRequest) (*taskapi.StateResponse, error) {
+	t, p, err := s.process(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	resp := &taskapi.StateResponse{
+		ID:       p.id,
+		ExecID:   p.execID,
+		Bundle:   t.bundle,
+		Pid:      uint32(p.pid),
+		Status:   p.state.api(),
+		Stdin:    p.cfg.Stdin,
+		Stdout:   p.cfg.Stdout,
+		Stderr:   p.cfg.Stderr,
+		Terminal: p.cfg.Terminal,
+	}
+	if r.ExecID != "" {
+		resp.ID = r.ExecID
+	}
+	if p.isExited() {
+		resp.ExitStatus = uint32(p.exit.Status)
+		resp.ExitedAt = timestamppb.New(p.exit.At)
+	}
+	return resp, nil
+}
+
+func (s *service) Pids(ctx context.Context, r *taskapi.PidsRequest) (*taskapi.PidsResponse, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	pids, err := t.c.Processes()
+	if err != nil {
+		return nil, err
+	}
+	byPid := map[int]string{}
+	t.mu.Lock()
+	for id, x := range t.execs {
+		x.mu.Lock()
+		if x.pid > 0 {
+			byPid[x.pid] = id
+		}
+		x.mu.Unlock()
+	}
+	t.mu.Unlock()
+	sort.Ints(pids)
+	resp := &taskapi.PidsResponse{}
+	for _, pid := range pids {
+		pi := &tasktypes.ProcessInfo{Pid: uint32(pid)}
+		if id, ok := byPid[pid]; ok {
+			a, err := typeurl.MarshalAnyToProto(&options.ProcessDetails{ExecID: id})
+			if err != nil {
+				return nil, err
+			}
+			pi.Info = a
+		}
+		resp.Processes = append(resp.Processes, pi)
+	}
+	return resp, nil
+}
+
+func (s *service) Pause(ctx context.Context, r *taskapi.PauseRequest) (*emptypb.Empty, error) {
+	t, p, err := s.process(r.ID, "")
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != stateRunning {
+		return nil, fmt.Errorf("cannot pause task %s: it is %s: %w", t.id, p.state, errdefs.ErrFailedPrecondition)
+	}
+	if err := t.c.Pause(); err != nil {
+		return nil, err
+	}
+	p.state = statePaused
+	s.pub.publish(topicPaused, &eventstypes.TaskPaused{ContainerID: t.id})
+	return &emptypb.Empty{}, nil
+}
+
+func (s *service) Resume(ctx context.Context, r *taskapi.ResumeRequest) (*emptypb.Empty, error) {
+	t, p, err := s.process(r.ID, "")
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != statePaused {
+		return nil, fmt.Errorf("cannot resume task %s: it is %s: %w", t.id, p.state, errdefs.ErrFailedPrecondition)
+	}
+	if err := t.c.Resume(); err != nil {
+		return nil, err
+	}
+	p.state = stateRunning
+	s.pub.publish(topicResumed, &eventstypes.TaskResumed{ContainerID: t.id})
+	return &emptypb.Empty{}, nil
+}
+
+func (s *service) Checkpoint(ctx context.Context, r *taskapi.CheckpointTaskRequest) (*emptypb.Empty, error) {
+	return nil, fmt.Errorf("checkpoint: %w", errdefs.ErrNotImplemented)
+}
+
+func (s *service) Kill(ctx context.Context, r *taskapi.KillRequest) (*emptypb.Empty, error) {
+	t, p, err := s.process(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Signal == 0 || r.Signal > 64 {
+		return nil, fmt.Errorf("invalid signal %d: %w", r.Signal, errdefs.ErrInvalidArgument)
+	}
+	sig := unix.Signal(r.Signal)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.All && r.ExecID == "" {
+		if p.state == stateStopped || p.state == stateDeleted {
+			return nil, fmt.Errorf("process already finished: %w", errdefs.ErrNotFound)
+		}
+		if err := t.c.Signal(sig, true); err != nil {
+			return nil, fmt.Errorf("kill all in %s: %w", t.id, err)
+		}
+		return &emptypb.Empty{}, nil
+	}
+	if p.state == stateCreated && r.ExecID != "" {
+		return nil, fmt.Errorf("%s is not started: %w", p.describe(), errdefs.ErrFailedPrecondition)
+	}
+	if err := p.signal(sig); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
+
+func (s *service) ResizePty(ctx context.Context, r *taskapi.ResizePtyRequest) (*emptypb.Empty, error) {
+	_, p, err := s.process(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	st := p.stdio
+	p.mu.Unlock()
+	if st == nil {
+		return nil, fmt.Errorf("%s is not started: %w", p.describe(), errdefs.ErrFailedPrecondition)
+	}
+	if err := st.resize(r.Width, r.Height); err != nil {
+		return nil, fmt.Errorf("resize pty of %s: %v: %w", p.describe(), err, errdefs.ErrFailedPrecondition)
+	}
+	return &emptypb.Empty{}, nil
+}
+
+func (s *service) CloseIO(ctx context.Context, r *taskapi.CloseIORequest) (*emptypb.Empty, error) {
+	_, p, err := s.process(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	st := p.stdio
+	p.mu.Unlock()
+	if r.Stdin && st != nil {
+		st.closeStdin()
+	}
+	return &emptypb.Empty{}, nil
+}
+
+func (s *service) Update(ctx context.Context, r *taskapi.UpdateTaskRequest) (*emptypb.Empty, error) {
+	t, p, err := s.process(r.ID, "")
+	if err != nil {
+		return nil, err
+	}
+	var res specs.LinuxResources
+	if r.Resources == nil || json.Unmarshal(r.Resources.Value, &res) != nil {
+		return nil, fmt.Errorf("update %s: resources missing or not LinuxResources JSON: %w", t.id, errdefs.ErrInvalidArgument)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == stateStopped || p.state == stateDeleted {
+		return nil, fmt.Errorf("update %s: task is %s: %w", t.id, p.state, errdefs.ErrFailedPrecondition)
+	}
+	if err := t.c.Update(&res); err != nil {
+		return nil, fmt.Errorf("update %s: %v: %w", t.id, err, errdefs.ErrInvalidArgument)
+	}
+	return &emptypb.Empty{}, nil
+}
+
+func (s *service) Wait(ctx context.Context, r *taskapi.WaitRequest) (*taskapi.WaitResponse, error) {
+	_, p, err := s.process(r.ID, r.ExecID)
+	if err != nil {
+		return nil, err
+	}
+	e, err := p.wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &taskapi.WaitResponse{ExitStatus: uint32(e.Status), ExitedAt: timestamppb.New(e.At)}, nil
+}
+
+func (s *service) Stats(ctx context.Context, r *taskapi.StatsRequest) (*taskapi.StatsResponse, error) {
+	t, err := s.task(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	a, err := t.stats()
+	if err != nil {
+		return nil, err
+	}
+	return &taskapi.StatsResponse{Stats: a}, nil
+}
+
+func (s *service) Connect(ctx context.Context, r *taskapi.ConnectRequest) (*taskapi.ConnectResponse, error) {
+	resp := &taskapi.ConnectResponse{ShimPid: uint32(os.Getpid()), Version: Version}
+	if t, err := s.task(r.ID); err == nil {
+		resp.TaskPid = uint32(t.init.pid)
+	}
+	return resp, nil
+}
+
+func (s *service) Shutdown(ctx context.Context, r *taskapi.ShutdownRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	n := len(s.tasks)
+	s.mu.Unlock()
+	if n == 0 {
+		// After the reply: containerd waits for it.
+		go s.shutdown()
+	}
+	return &emptypb.Empty{}, nil
+}

@@ -1,0 +1,609 @@
+package shim
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/containerd/cgroups/v3/cgroup1/stats" // so typeurl decodes the metrics
+	eventstypes "github.com/containerd/containerd/api/events"
+	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
+	apitypes "github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/api/types/runc/options"
+	tasktypes "github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/runmini/runmini/tests/testutil"
+)
+
+func args(a ...string) func(*specs.Spec) {
+	return func(s *specs.Spec) { s.Process.Args = a }
+}
+
+// code is the errdefs class of a ttrpc error, as containerd decodes it.
+func code(err error) string {
+	err = errgrpc.ToNative(err)
+	switch {
+	case err == nil:
+		return "ok"
+	case errdefs.IsNotFound(err):
+		return "NotFound"
+	case errdefs.IsAlreadyExists(err):
+		return "AlreadyExists"
+	case errdefs.IsFailedPrecondition(err):
+		return "FailedPrecondition"
+	case errdefs.IsInvalidArgument(err):
+		return "InvalidArgument"
+	case errdefs.IsNotImplemented(err):
+		return "Unimplemented"
+	}
+	return "other: " + err.Error()
+}
+
+func TestLifecycleAndEvents(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, args("sh", "-c", "echo out; echo err >&2; exit 3"))
+	e := startShim(t, b, id)
+	stdout, stderr := e.create(id, b, nil)
+	st, err := e.client.State(ctx(t), &taskapi.StateRequest{ID: id})
+	if err != nil || st.Status != tasktypes.Status_CREATED || st.Pid == 0 || st.Bundle != b {
+		t.Fatalf("state after create: %v %v", st, err)
+	}
+	sr, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id})
+	if err != nil || sr.Pid != st.Pid {
+		t.Fatalf("start: %v %v", sr, err)
+	}
+	w, err := e.client.Wait(ctx(t), &taskapi.WaitRequest{ID: id})
+	if err != nil || w.ExitStatus != 3 || w.ExitedAt.AsTime().IsZero() {
+		t.Fatalf("wait: %v %v", w, err)
+	}
+	st, _ = e.client.State(ctx(t), &taskapi.StateRequest{ID: id})
+	if st.Status != tasktypes.Status_STOPPED || st.ExitStatus != 3 {
+		t.Fatalf("state after exit: %v", st)
+	}
+	d := e.deleteTask(id)
+	if d.ExitStatus != 3 || d.Pid != st.Pid {
+		t.Fatalf("delete response: %v", d)
+	}
+	if got := readFile(t, stdout); got != "out\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if got := readFile(t, stderr); got != "err\n" {
+		t.Errorf("stderr %q", got)
+	}
+	evs := e.sink.waitFor(t, "delete event", hasTopic("/tasks/delete", ""))
+	if got := topics(evs); got != "/tasks/create /tasks/start /tasks/exit("+id+") /tasks/delete" {
+		t.Fatalf("events: %s", got)
+	}
+	for _, ev := range evs {
+		if ev.Namespace != e.ns {
+			t.Errorf("event %s in namespace %q", ev.Topic, ev.Namespace)
+		}
+	}
+	if x := evs[2].Event.(*eventstypes.TaskExit); x.ExitStatus != 3 || x.Pid != st.Pid || x.ContainerID != id {
+		t.Errorf("exit event %v", x)
+	}
+}
+
+func TestBadInputKeepsServing(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, args("sleep", "100"))
+	e := startShim(t, b, id)
+	c := ctx(t)
+
+	noConfig := t.TempDir()
+	_, err := e.client.Create(c, &taskapi.CreateTaskRequest{ID: id + "-x", Bundle: noConfig})
+	check(t, "create without config.json", err, "InvalidArgument")
+	bad := testutil.Bundle(t, nil)
+	os.WriteFile(filepath.Join(bad, "config.json"), []byte("{"), 0o644)
+	_, err = e.client.Create(c, &taskapi.CreateTaskRequest{ID: id + "-y", Bundle: bad})
+	check(t, "create with invalid config.json", err, "InvalidArgument")
+	_, err = e.client.Create(c, &taskapi.CreateTaskRequest{ID: "../x", Bundle: b})
+	check(t, "create with invalid id", err, "InvalidArgument")
+	_, err = e.client.Create(c, &taskapi.CreateTaskRequest{ID: id, Bundle: b, Options: &anypb.Any{TypeUrl: "example.com/unknown", Value: []byte{1}}})
+	check(t, "create with unknown options", err, "InvalidArgument")
+
+	e.create(id, b, nil)
+	_, err = e.client.Create(c, &taskapi.CreateTaskRequest{ID: id, Bundle: b})
+	check(t, "second create", err, "AlreadyExists")
+	_, err = e.client.Start(c, &taskapi.StartRequest{ID: id})
+	check(t, "start", err, "ok")
+	_, err = e.client.Start(c, &taskapi.StartRequest{ID: id})
+	check(t, "start twice", err, "FailedPrecondition")
+
+	spec := &specs.Process{Args: []string{"sleep", "100"}, Cwd: "/"}
+	_, err = e.client.Exec(c, &taskapi.ExecProcessRequest{ID: id, ExecID: "e1", Spec: processAny(t, spec)})
+	check(t, "exec", err, "ok")
+	_, err = e.client.Exec(c, &taskapi.ExecProcessRequest{ID: id, ExecID: "e1", Spec: processAny(t, spec)})
+	check(t, "exec with a taken id", err, "AlreadyExists")
+	_, err = e.client.Exec(c, &taskapi.ExecProcessRequest{ID: id, ExecID: "e2", Spec: processAny(t, &specs.Process{Cwd: "/"})})
+	check(t, "exec without args", err, "InvalidArgument")
+	_, err = e.client.Exec(c, &taskapi.ExecProcessRequest{ID: id, ExecID: "e3", Spec: &anypb.Any{TypeUrl: "x", Value: []byte("not json")}})
+	check(t, "exec with a garbage spec", err, "InvalidArgument")
+	_, err = e.client.Kill(c, &taskapi.KillRequest{ID: id, ExecID: "nope", Signal: 9})
+	check(t, "kill unknown exec", err, "NotFound")
+	_, err = e.client.State(c, &taskapi.StateRequest{ID: id, ExecID: "nope"})
+	check(t, "state of unknown exec", err, "NotFound")
+	_, err = e.client.Wait(c, &taskapi.WaitRequest{ID: id, ExecID: "nope"})
+	check(t, "wait for unknown exec", err, "NotFound")
+	_, err = e.client.Kill(c, &taskapi.KillRequest{ID: id, Signal: 0})
+	check(t, "kill with signal 0", err, "InvalidArgument")
+	_, err = e.client.Update(c, &taskapi.UpdateTaskRequest{ID: id, Resources: &anypb.Any{TypeUrl: "x", Value: []byte("][")}})
+	check(t, "update with garbage resources", err, "InvalidArgument")
+	neg := int64(-5)
+	res, _ := json.Marshal(&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: new(uint64)}, Pids: &specs.LinuxPids{Limit: &neg}, Memory: &specs.LinuxMemory{Limit: &neg, Swap: new(int64)}})
+	_, err = e.client.Update(c, &taskapi.UpdateTaskRequest{ID: id, Resources: &anypb.Any{TypeUrl: "x", Value: res}})
+	check(t, "update with invalid resources", err, "InvalidArgument")
+	_, err = e.client.Checkpoint(c, &taskapi.CheckpointTaskRequest{ID: id})
+	check(t, "checkpoint", err, "Unimplemented")
+	_, err = e.client.Delete(c, &taskapi.DeleteRequest{ID: id})
+	check(t, "delete a running task", err, "FailedPrecondition")
+
+	// A field the message cannot hold: invalid UTF-8 in the id string.
+	var garbage taskapi.CreateTaskResponse
+	err = e.conn.Call(c, "containerd.task.v2.Task", "Create", wrapperspb.Bytes([]byte{0xff, 0xfe, 0xfd}), &garbage)
+	check(t, "create with garbage fields", err, "InvalidArgument")
+	err = e.conn.Call(c, "containerd.task.v3.Task", "State", wrapperspb.Bytes([]byte{0xff}), &taskapi.StateResponse{})
+	check(t, "v3 state with garbage fields", err, "InvalidArgument")
+
+	_, err = e.client.Kill(c, &taskapi.KillRequest{ID: id, Signal: 9})
+	check(t, "kill", err, "ok")
+	e.deleteTask(id)
+	_, err = e.client.State(c, &taskapi.StateRequest{ID: id})
+	check(t, "state of a deleted task", err, "NotFound")
+	_, err = e.client.Kill(c, &taskapi.KillRequest{ID: id, Signal: 9})
+	check(t, "kill a deleted task", err, "NotFound")
+
+	// And it still serves: a new task runs to completion.
+	id2 := testutil.ID(t)
+	b2 := testutil.Bundle(t, args("sh", "-c", "exit 7"))
+	e.create(id2, b2, nil)
+	if _, err := e.client.Start(c, &taskapi.StartRequest{ID: id2}); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.deleteTask(id2); d.ExitStatus != 7 {
+		t.Fatalf("exit status %d", d.ExitStatus)
+	}
+}
+
+func check(t *testing.T, what string, err error, want string) {
+	t.Helper()
+	if got := code(err); got != want {
+		t.Errorf("%s: got %s (%v), want %s", what, got, err, want)
+	}
+}
+
+// Twenty execs at once, each with its own exit code; the init's exit comes
+// after every exec's, and each exec's start before its exit.
+func TestConcurrentExecsAndExitOrder(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, args("sleep", "100"))
+	e := startShim(t, b, id)
+	e.create(id, b, nil)
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			x := "x" + strconv.Itoa(i)
+			p := &specs.Process{Args: []string{"sh", "-c", "exit " + strconv.Itoa(i)}, Cwd: "/"}
+			if _, err := e.client.Exec(ctx(t), &taskapi.ExecProcessRequest{ID: id, ExecID: x, Spec: processAny(t, p)}); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id, ExecID: x}); err != nil {
+				errs <- err
+				return
+			}
+			w, err := e.client.Wait(ctx(t), &taskapi.WaitRequest{ID: id, ExecID: x})
+			if err == nil && w.ExitStatus != uint32(i) {
+				err = &exitErr{x, w.ExitStatus, i}
+			}
+			if err == nil {
+				_, err = e.client.Delete(ctx(t), &taskapi.DeleteRequest{ID: id, ExecID: x})
+			}
+			if err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// Long-running execs, then the init dies: theirs exits come first.
+	for _, x := range []string{"l1", "l2", "l3"} {
+		p := &specs.Process{Args: []string{"sleep", "100"}, Cwd: "/"}
+		if _, err := e.client.Exec(ctx(t), &taskapi.ExecProcessRequest{ID: id, ExecID: x, Spec: processAny(t, p)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id, ExecID: x}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pids, err := e.client.Pids(ctx(t), &taskapi.PidsRequest{ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execIDs := map[string]bool{}
+	for _, p := range pids.Processes {
+		if p.Info != nil {
+			v, err := typeurl.UnmarshalAny(p.Info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			execIDs[v.(*options.ProcessDetails).ExecID] = true
+		}
+	}
+	if len(pids.Processes) != 4 || !execIDs["l1"] || !execIDs["l2"] || !execIDs["l3"] {
+		t.Errorf("pids: %v", pids.Processes)
+	}
+	if _, err := e.client.Kill(ctx(t), &taskapi.KillRequest{ID: id, Signal: 9}); err != nil {
+		t.Fatal(err)
+	}
+	e.deleteTask(id)
+	evs := e.sink.waitFor(t, "delete event", hasTopic("/tasks/delete", ""))
+	pos := map[string]int{}
+	for i, ev := range evs {
+		pos[ev.Topic+idOf(ev.Event)] = i
+	}
+	for i := 0; i < n; i++ {
+		x := "x" + strconv.Itoa(i)
+		a, okA := pos["/tasks/exec-added("+x+")"]
+		s, okS := pos["/tasks/exec-started("+x+")"]
+		ex, okE := pos["/tasks/exit("+x+")"]
+		if !okA || !okS || !okE || !(a < s && s < ex) {
+			t.Errorf("events of %s out of order: %s", x, topics(evs))
+		}
+	}
+	initExit := pos["/tasks/exit("+id+")"]
+	for _, x := range []string{"l1", "l2", "l3"} {
+		if ex, ok := pos["/tasks/exit("+x+")"]; !ok || ex > initExit {
+			t.Errorf("exit of %s not before the init's: %s", x, topics(evs))
+		}
+	}
+}
+
+type exitErr struct {
+	id   string
+	got  uint32
+	want int
+}
+
+func (e *exitErr) Error() string {
+	return e.id + ": exit status " + strconv.Itoa(int(e.got)) + ", want " + strconv.Itoa(e.want)
+}
+
+// Stdin from a fifo reaches the process, and CloseIO is its EOF; stdout
+// through a fifo arrives whole.
+func TestStdinFifoAndCloseIO(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, args("sh", "-c", "cat; echo done"))
+	e := startShim(t, b, id)
+	in, out := filepath.Join(e.dir, "in"), filepath.Join(e.dir, "out")
+	for _, p := range []string{in, out} {
+		if err := unix.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As containerd's client: readers open before Create.
+	outR, err := os.OpenFile(out, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outR.Close()
+	e.create(id, b, func(r *taskapi.CreateTaskRequest) { r.Stdin, r.Stdout = in, out })
+	inW, err := os.OpenFile(in, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	payload := strings.Repeat("0123456789abcdef", 64*1024) // 1 MiB: more than a pipe holds
+	got := make(chan string, 1)
+	go func() {
+		syscall.SetNonblock(int(outR.Fd()), false)
+		var buf bytes.Buffer
+		buf.ReadFrom(outR)
+		got <- buf.String()
+	}()
+	if _, err := inW.WriteString(payload); err != nil {
+		t.Fatal(err)
+	}
+	inW.Close()
+	if _, err := e.client.CloseIO(ctx(t), &taskapi.CloseIORequest{ID: id, Stdin: true}); err != nil {
+		t.Fatal(err)
+	}
+	d := e.deleteTask(id)
+	select {
+	case s := <-got:
+		if s != payload+"done\n" {
+			t.Errorf("stdout: %d bytes, want %d", len(s), len(payload)+5)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("stdout fifo never reached EOF")
+	}
+	if d.ExitStatus != 0 {
+		t.Errorf("exit %d", d.ExitStatus)
+	}
+}
+
+func TestTerminal(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "stty size; tty; exit 4"}
+		s.Process.Terminal = true
+	})
+	e := startShim(t, b, id)
+	stdout, _ := e.create(id, b, func(r *taskapi.CreateTaskRequest) { r.Terminal = true; r.Stderr = "" })
+	if _, err := e.client.ResizePty(ctx(t), &taskapi.ResizePtyRequest{ID: id, Width: 123, Height: 45}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.deleteTask(id); d.ExitStatus != 4 {
+		t.Errorf("exit %d", d.ExitStatus)
+	}
+	out := readFile(t, stdout)
+	if !strings.Contains(out, "45 123\r\n") || !strings.Contains(out, "/dev/pts/") {
+		t.Errorf("terminal output %q", out)
+	}
+}
+
+func TestOOMEvent(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	limit := int64(16 << 20)
+	b := testutil.Bundle(t, func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "x=0123456789abcdef; while :; do x=$x$x; done"}
+		s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
+	})
+	e := startShim(t, b, id)
+	e.create(id, b, nil)
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.deleteTask(id); d.ExitStatus != 137 {
+		t.Errorf("exit %d, want 137 (OOM-killed)", d.ExitStatus)
+	}
+	evs := e.sink.waitFor(t, "oom event", hasTopic("/tasks/oom", ""))
+	for _, ev := range evs {
+		if o, ok := ev.Event.(*eventstypes.TaskOOM); ok && o.ContainerID != id {
+			t.Errorf("oom event for %q", o.ContainerID)
+		}
+	}
+}
+
+func TestPauseResumeStats(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, args("sleep", "100"))
+	e := startShim(t, b, id)
+	e.create(id, b, nil)
+	c := ctx(t)
+	if _, err := e.client.Start(c, &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.Pause(c, &taskapi.PauseRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.client.State(c, &taskapi.StateRequest{ID: id}); st.Status != tasktypes.Status_PAUSED {
+		t.Errorf("state %v after pause", st.Status)
+	}
+	_, err := e.client.Pause(c, &taskapi.PauseRequest{ID: id})
+	check(t, "pause twice", err, "FailedPrecondition")
+	if _, err := e.client.Resume(c, &taskapi.ResumeRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.client.Stats(c, &taskapi.StatsRequest{ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Stats.TypeUrl != "io.containerd.cgroups.v1.Metrics" && s.Stats.TypeUrl != "io.containerd.cgroups.v2.Metrics" {
+		t.Errorf("stats type %q", s.Stats.TypeUrl)
+	}
+	if _, err := typeurl.UnmarshalAny(s.Stats); err != nil {
+		t.Errorf("decode stats: %v", err)
+	}
+	lim := int64(64 << 20)
+	res, _ := json.Marshal(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &lim}})
+	if _, err := e.client.Update(c, &taskapi.UpdateTaskRequest{ID: id, Resources: &anypb.Any{TypeUrl: "x", Value: res}}); err != nil {
+		t.Errorf("update: %v", err)
+	}
+	if _, err := e.client.Kill(c, &taskapi.KillRequest{ID: id, Signal: 9, All: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.deleteTask(id)
+	evs := e.sink.waitFor(t, "delete", hasTopic("/tasks/delete", ""))
+	if got := topics(evs); got != "/tasks/create /tasks/start /tasks/paused /tasks/resumed /tasks/exit("+id+") /tasks/delete" {
+		t.Errorf("events: %s", got)
+	}
+}
+
+// A dead shim: containerd runs `delete`, which must clean up everything.
+func TestDeleteAfterShimDied(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, args("sleep", "100"))
+	e := startShim(t, b, id)
+	e.create(id, b, nil)
+	sr, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(e.pid, syscall.SIGKILL)
+	waitGone(e.pid, 10*time.Second)
+	cmd := exec.Command(shimBinary(t), "-namespace", e.ns, "-address", e.addr, "-id", id, "-bundle", b, "delete")
+	cmd.Dir = b
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("delete: %v: %s", err, stderr.String())
+	}
+	var d taskapi.DeleteResponse
+	if err := proto.Unmarshal(out, &d); err != nil {
+		t.Fatalf("delete printed %q: %v", out, err)
+	}
+	if d.ExitStatus != 137 || d.Pid != sr.Pid || d.ExitedAt.AsTime().IsZero() {
+		t.Errorf("delete response %v", &d)
+	}
+	if !waitGone(int(sr.Pid), 10*time.Second) {
+		t.Errorf("container init %d still running", sr.Pid)
+	}
+	// What containerd does next: remove the dead shim's socket.
+	os.Remove(strings.TrimPrefix(e.address, "unix://"))
+}
+
+// Events published while containerd is away are delivered, in order,
+// once it is back.
+func TestEventsQueuedWhileContainerdAway(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, args("sh", "-c", "exit 9"))
+	e := startShim(t, b, id)
+	e.create(id, b, nil)
+	e.sink.waitFor(t, "create", hasTopic("/tasks/create", ""))
+	e.sink.stop()
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	e.deleteTask(id)
+	time.Sleep(300 * time.Millisecond)
+	e.sink.listen(t)
+	evs := e.sink.waitFor(t, "queued events", hasTopic("/tasks/delete", ""))
+	if got := topics(evs); got != "/tasks/create /tasks/start /tasks/exit("+id+") /tasks/delete" {
+		t.Errorf("events: %s", got)
+	}
+}
+
+// Containers of one pod (same sandbox id) share one shim.
+func TestPodGroupSharesShim(t *testing.T) {
+	t.Parallel()
+	sandbox := testutil.ID(t)
+	ann := func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "exit 0"}
+		s.Annotations = map[string]string{"io.kubernetes.cri.sandbox-id": sandbox}
+	}
+	b1 := testutil.Bundle(t, ann)
+	b2 := testutil.Bundle(t, ann)
+	e := startShim(t, b1, sandbox)
+	id2 := testutil.ID(t)
+	if addr := e.runStart(b2, id2, nil); addr != e.address {
+		t.Fatalf("second container of the pod got %q, the pod's shim is %q", addr, e.address)
+	}
+	if b, _ := os.ReadFile(filepath.Join(b2, "address")); string(b) != e.address {
+		t.Errorf("address file %q", b)
+	}
+	for _, x := range []struct{ id, b string }{{sandbox, b1}, {id2, b2}} {
+		e.create(x.id, x.b, nil)
+		if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: x.id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.deleteTask(id2)
+	// Not yet: a task is left.
+	e.client.Shutdown(ctx(t), &taskapi.ShutdownRequest{ID: id2})
+	time.Sleep(100 * time.Millisecond)
+	if _, alive := testutil.ProcStart(e.pid); !alive {
+		t.Fatal("shim exited on Shutdown while a task was left")
+	}
+	e.deleteTask(sandbox)
+}
+
+// The rootfs comes as mounts in the request (as from a snapshotter or
+// `ctr run --rootfs`): mounted on bundle/rootfs, unmounted on delete.
+func TestRootfsMounts(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	src := testutil.Rootfs(t)
+	os.WriteFile(filepath.Join(src, "marker"), []byte("from-mount\n"), 0o644)
+	b := testutil.Bundle(t, args("cat", "/marker"))
+	empty := filepath.Join(b, "rootfs")
+	os.RemoveAll(empty)
+	os.Mkdir(empty, 0o755)
+	e := startShim(t, b, id)
+	stdout, _ := e.create(id, b, func(r *taskapi.CreateTaskRequest) {
+		r.Rootfs = []*apitypes.Mount{{Type: "bind", Source: src, Options: []string{"rbind", "ro"}}}
+	})
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.deleteTask(id); d.ExitStatus != 0 {
+		t.Errorf("exit %d", d.ExitStatus)
+	}
+	if got := readFile(t, stdout); got != "from-mount\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+		t.Errorf("rootfs still mounted after delete: %d entries", len(ents))
+	}
+}
+
+// containerd 2.3+ sends BootstrapParams and gets a BootstrapResult;
+// `-info` answers with RuntimeInfo.
+func TestBootstrapAndInfo(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, nil)
+	e := startShim(t, b, id)
+	params := &bootstrap.BootstrapParams{InstanceID: id, Namespace: e.ns}
+	in, _ := proto.Marshal(params)
+	cmd := exec.Command(shimBinary(t), "-namespace", e.ns, "-address", e.addr, "-id", id, "start")
+	cmd.Dir = b
+	cmd.Env = append(os.Environ(), "TTRPC_ADDRESS="+e.sink.path)
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res bootstrap.BootstrapResult
+	if err := proto.Unmarshal(out, &res); err != nil || res.Version != 3 || res.Address != e.address || res.Protocol != "ttrpc" {
+		t.Fatalf("bootstrap result %v (%v) from %q", &res, err, out)
+	}
+	info := exec.Command(shimBinary(t), "-info")
+	info.Stdin = bytes.NewReader(nil)
+	out, err = info.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ri apitypes.RuntimeInfo
+	if err := proto.Unmarshal(out, &ri); err != nil || ri.Name != "io.containerd.mini.v2" || ri.Features == nil {
+		t.Fatalf("runtime info %v (%v)", &ri, err)
+	}
+	var f struct {
+		OCIVersionMax string `json:"ociVersionMax"`
+	}
+	if err := json.Unmarshal(ri.Features.Value, &f); err != nil || f.OCIVersionMax == "" {
+		t.Errorf("features %s (%v)", ri.Features.Value, err)
+	}
+}
