@@ -5,7 +5,8 @@
 #   make install         install it into $(DESTDIR)$(PREFIX)/bin
 #   make test            install missing prerequisites (as root), build, then run
 #                        lint, unit, integration and conformance tests
-#   make demo            drive bin/runmini by hand (scripts/demo.sh)
+#   make demo            drive bin/runmini by hand (scripts/demo.sh), then the shim
+#                        under a private containerd (scripts/demo-containerd.sh)
 #   make bench           runmini vs runc/crun start-path tables + Go benchmarks
 #   make clean           remove build output; make distclean also drops the caches
 #
@@ -100,9 +101,16 @@ unit:
 	echo "$(GO) test" $$pkgs; \
 	$(GO) test $$pkgs
 
+# The containerd releases the shim's end-to-end tests run against, built
+# from the Go module proxy once and cached (1.6 is Debian's package).
+CONTAINERD_VERSIONS ?= 1.7.35 2.2.9 2.4.2
+.PHONY: containerd-builds
+containerd-builds:
+	scripts/build-containerd.sh $(CONTAINERD_VERSIONS)
+
 # tests/ but the conformance suite: real containers, so never from cache.
 .PHONY: integration
-integration:
+integration: containerd-builds
 	@pkgs=$$($(GO) list ./tests/... | grep -v '/tests/conformance$$' || true); \
 	if [[ -z $$pkgs ]]; then echo "no integration test packages"; exit 0; fi; \
 	echo "$(GO) test -count=1 -timeout 15m" $$pkgs; \
@@ -129,8 +137,9 @@ bench: prereqs all
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./spec ./cgroups ./mount ./libcontainer/...
 
 .PHONY: demo
-demo: prereqs
+demo: prereqs all
 	scripts/demo.sh
+	scripts/demo-containerd.sh
 
 .PHONY: clean
 clean:

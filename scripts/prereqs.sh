@@ -9,13 +9,15 @@ set -euo pipefail
 #   libseccomp-dev   seccomp filters (libseccomp.a, linked statically)
 #   busybox-static   the busybox rootfs of the integration tests and demo
 #   containerd       runmini as BinaryName of containerd's runc shim (1.6, integration)
+#   runc             the runc shim's runtime under the containerd builds of
+#                    scripts/build-containerd.sh (Debian's containerd pulls it in too)
 #   iproute2         network namespace checks in the integration tests
 #   util-linux       unshare, for the validation suite's private mount ns
 #   tar              the validation suite unpacks its rootfs with it
 #   ca-certificates  HTTPS to the Go module proxy
 #   jq               scripts/demo.sh edits config.json with it
 #   make             this build
-packages=(gcc libc6-dev libseccomp-dev pkg-config busybox-static containerd iproute2 util-linux tar jq ca-certificates make)
+packages=(gcc libc6-dev libseccomp-dev pkg-config busybox-static containerd runc iproute2 util-linux tar jq ca-certificates make)
 # Extra packages named on the command line (make bench: runc crun).
 packages+=("$@")
 

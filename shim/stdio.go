@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -185,16 +186,23 @@ func (s *stdio) startLogger(u *url.URL, ns, id string) (retErr error) {
 	s.loggerDone = make(chan error, 1)
 	// Waited for from the start: the reaper leaves os/exec's children alone.
 	go func() { s.loggerDone <- cmd.Wait() }()
+	// A logger that never gets ready must not hang the Create.
+	readyR.SetReadDeadline(time.Now().Add(loggerReadyTimeout))
 	b := make([]byte, 1)
 	n, err := readyR.Read(b)
 	if err != nil && err != io.EOF {
+		cmd.Process.Kill()
 		return fmt.Errorf("logging binary %s: %w", u.Path, err)
 	}
 	if u.Scheme == "binary-v2" && n == 0 {
+		cmd.Process.Kill()
 		return fmt.Errorf("logging binary %s exited before it was ready", u.Path)
 	}
 	return nil
 }
+
+// loggerReadyTimeout bounds the wait for a logging binary's readiness.
+const loggerReadyTimeout = 30 * time.Second
 
 // processFiles is what the process gets as fds 0, 1, 2 (nil: /dev/null
 // from the runtime; a terminal process gets the pty instead).

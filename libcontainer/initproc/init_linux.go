@@ -411,6 +411,12 @@ func (in *initState) setupConsole() error {
 		}
 	}
 	unix.Close(fd)
+	// Only a session leader may take a controlling terminal. The runtime
+	// makes its direct child one, but a process forked by the nsenter
+	// constructor (every exec, any join) is that child's child.
+	if _, err := unix.Setsid(); err != nil && err != unix.EPERM {
+		return fmt.Errorf("setsid: %w", err)
+	}
 	if err := unix.IoctlSetInt(0, unix.TIOCSCTTY, 0); err != nil {
 		return fmt.Errorf("set controlling terminal: %w", err)
 	}

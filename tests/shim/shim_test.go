@@ -607,3 +607,80 @@ func TestBootstrapAndInfo(t *testing.T) {
 		t.Errorf("features %s (%v)", ri.Features.Value, err)
 	}
 }
+
+// A binary:// logger gets the process's stdout and stderr on fds 3 and 4,
+// with the container's id and namespace in its environment.
+func TestBinaryLogger(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, args("sh", "-c", "echo to-out; echo to-err >&2"))
+	e := startShim(t, b, id)
+	logger := filepath.Join(e.dir, "logger.sh")
+	out := filepath.Join(e.dir, "logged")
+	script := "#!/bin/sh\n" +
+		"# args: err PATH out PATH (sorted query keys)\n" +
+		"echo \"$CONTAINER_NAMESPACE/$CONTAINER_ID\" > \"$4.env\"\n" +
+		"exec 5>&-\n" +
+		"cat <&3 > \"$4\" & cat <&4 > \"$2\" &\n" +
+		"wait\n"
+	if err := os.WriteFile(logger, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	uri := "binary://" + logger + "?out=" + out + ".out&err=" + out + ".err"
+	e.create(id, b, func(r *taskapi.CreateTaskRequest) { r.Stdout, r.Stderr = uri, uri })
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	e.deleteTask(id)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		o, _ := os.ReadFile(out + ".out")
+		er, _ := os.ReadFile(out + ".err")
+		env, _ := os.ReadFile(out + ".out.env")
+		if string(o) == "to-out\n" && string(er) == "to-err\n" && string(env) == e.ns+"/"+id+"\n" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logger got stdout %q, stderr %q, env %q", o, er, env)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An exec with a terminal, stdin from a fifo (as `ctr task exec -t`).
+func TestExecTerminal(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, args("sleep", "100"))
+	e := startShim(t, b, id)
+	e.create(id, b, nil)
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(e.dir, "xin")
+	if err := unix.Mkfifo(in, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(e.dir, "xout")
+	p := &specs.Process{Args: []string{"sh", "-c", "tty; exit 6"}, Cwd: "/", Terminal: true}
+	if _, err := e.client.Exec(ctx(t), &taskapi.ExecProcessRequest{ID: id, ExecID: "t1", Terminal: true, Stdin: in, Stdout: "file://" + out, Spec: processAny(t, p)}); err != nil {
+		t.Fatal(err)
+	}
+	inW, err := os.OpenFile(in, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inW.Close()
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id, ExecID: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := e.client.Wait(ctx(t), &taskapi.WaitRequest{ID: id, ExecID: "t1"})
+	if err != nil || w.ExitStatus != 6 {
+		t.Fatalf("wait: %v %v", w, err)
+	}
+	if got := readFile(t, out); !strings.Contains(got, "/dev/pts/") {
+		t.Errorf("output %q", got)
+	}
+	e.client.Kill(ctx(t), &taskapi.KillRequest{ID: id, Signal: 9})
+	e.deleteTask(id)
+}
