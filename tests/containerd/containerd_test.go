@@ -391,5 +391,3 @@ func forceRemove(c *testutil.Containerd, id string) {
 		cmd.Run()
 	}
 }
-
-
