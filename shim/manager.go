@@ -115,6 +115,11 @@ func Start(ctx context.Context, o *Opts, stdin io.Reader, stdout io.Writer) (ret
 		if bp.ContainerdTtrpcAddress != "" {
 			o.TTRPCAddress = bp.ContainerdTtrpcAddress
 		}
+		// 2.3+ passes its log level here instead of -debug.
+		// (slog's scale: debug and trace are below info).
+		if bp.GetLogLevel() <= bootstrap.LogLevel_LOG_LEVEL_DEBUG {
+			o.Debug = true
+		}
 	}
 	sock := socketPath(dir, o.Address, o.Namespace, groupOf(o.Bundle, o.ID))
 	address := "unix://" + sock

@@ -670,7 +670,7 @@ func (c *Containerd) findLeaks() []string {
 	for _, m := range mounts {
 		found = append(found, "mount "+m)
 	}
-	for pid := range c.shimPids() {
+	for pid := range c.ShimPids() {
 		found = append(found, fmt.Sprintf("shim process %d (%s) of namespace %s", pid, cmdline(pid), c.Namespace))
 	}
 	bundles, err := os.ReadDir(c.bundleRoot())
@@ -711,13 +711,13 @@ func mountsUnder(dirs ...string) ([]string, error) {
 	return points, nil
 }
 
-// shimPids returns the running processes (pid -> start time) of this
+// ShimPids returns the running processes (pid -> start time) of this
 // daemon's shims. Shims are reparented to init once started, so they are
 // found by what ties them to this daemon alone, never by name: an argument
 // naming its socket or namespace (shims get -address and -namespace), or
 // the TTRPC_ADDRESS containerd puts in their environment. ctr, which also
 // gets both flags, and the daemon are left out.
-func (c *Containerd) shimPids() map[int]uint64 {
+func (c *Containerd) ShimPids() map[int]uint64 {
 	pids := map[int]uint64{}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -885,7 +885,7 @@ func (c *Containerd) cleanup() {
 	// What is still there now was not cleaned up by the shims: report it
 	// and undo it, so that the next test starts clean.
 	var leaks []string
-	if live := killLive(c.shimPids(), shimExitGrace); len(live) > 0 {
+	if live := killLive(c.ShimPids(), shimExitGrace); len(live) > 0 {
 		for _, pid := range live {
 			leaks = append(leaks, fmt.Sprintf("shim process %d of namespace %s still running (killed)", pid, c.Namespace))
 		}
