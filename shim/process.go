@@ -127,13 +127,25 @@ func (p *process) exitedAt() time.Time {
 	return p.exit.At
 }
 
+// drainIO lets a terminal's last output reach its reader before a Delete
+// goes on (at most d). Called without mu.
+func (p *process) drainIO(d time.Duration) {
+	if s := p.getStdio(); s != nil {
+		s.drain(d)
+	}
+}
+
+// getStdio is the process's IO, nil before it started. Called without mu.
+func (p *process) getStdio() *stdio {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stdio
+}
+
 // closeStdio releases the IO once the process is gone (the output copies of
 // a terminal finish first). Called without mu.
 func (p *process) closeStdio() {
-	p.mu.Lock()
-	s := p.stdio
-	p.mu.Unlock()
-	if s != nil {
+	if s := p.getStdio(); s != nil {
 		s.exited()
 	}
 }

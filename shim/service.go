@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
@@ -185,51 +186,29 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	p := t.init
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st, cs, err := s.openIO(cfg, r.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if cs != nil {
-			cs.close()
-		}
-		if retErr != nil {
-			st.close()
-		}
-	}()
-	in, out, errw := st.processFiles()
 	defer s.reaper.Hold()()
-	c, proc, err := libcontainer.Create(ctx, &libcontainer.CreateOpts{
-		Root:          root,
-		ID:            r.ID,
-		Bundle:        r.Bundle,
-		Spec:          sp,
-		Rootfs:        spec.RootfsPath(sp, r.Bundle),
-		ConsoleSocket: consolePath(cs),
-		NoPivot:       opts.NoPivotRoot,
-		NoNewKeyring:  opts.NoNewKeyring,
-		Stdin:         in,
-		Stdout:        out,
-		Stderr:        errw,
-	})
+	var pid int
+	err = s.launch(p, r.ID, func(in, out, errw *os.File, console string) (int, func(), error) {
+		c, proc, err := libcontainer.Create(ctx, &libcontainer.CreateOpts{
+			Root:          root,
+			ID:            r.ID,
+			Bundle:        r.Bundle,
+			Spec:          sp,
+			Rootfs:        spec.RootfsPath(sp, r.Bundle),
+			ConsoleSocket: console,
+			NoPivot:       opts.NoPivotRoot,
+			NoNewKeyring:  opts.NoNewKeyring,
+			Stdin:         in,
+			Stdout:        out,
+			Stderr:        errw,
+		})
+		if err != nil {
+			return 0, nil, createError(err)
+		}
+		t.c, pid = c, proc.Pid
+		return proc.Pid, func() { c.Delete(context.WithoutCancel(ctx), true) }, nil
+	}, func(e reaper.Exit) { s.initExited(t, e) })
 	if err != nil {
-		return nil, createError(err)
-	}
-	t.c = c
-	undoContainer := func() {
-		c.Delete(context.WithoutCancel(ctx), true)
-	}
-	if err := p.setPid(proc.Pid); err != nil {
-		undoContainer()
-		return nil, err
-	}
-	if err := s.attachIO(st, cs); err != nil {
-		undoContainer()
-		return nil, err
-	}
-	p.stdio = st
-	if err := s.reaper.Watch(proc.Pid, func(e reaper.Exit) { s.initExited(t, e) }); err != nil {
-		undoContainer()
 		return nil, err
 	}
 	t.stopOOM = s.watchOOM(t)
@@ -242,9 +221,9 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		Rootfs:      r.Rootfs,
 		IO:          &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
 		Checkpoint:  r.Checkpoint,
-		Pid:         uint32(proc.Pid),
+		Pid:         uint32(pid),
 	})
-	return &taskapi.CreateTaskResponse{Pid: uint32(proc.Pid)}, nil
+	return &taskapi.CreateTaskResponse{Pid: uint32(pid)}, nil
 }
 
 // createError gives libcontainer's errors containerd's codes.
@@ -253,6 +232,52 @@ func createError(err error) error {
 		return fmt.Errorf("%v: %w", err, errdefs.ErrAlreadyExists)
 	}
 	return err
+}
+
+// launch starts a process: it opens p's IO, calls start with the
+// process's stdio and console socket path, then records the pid, wires the
+// IO and watches for the exit. start returns how to undo the process; on
+// any later failure it is undone and p is left as it was. Called with p.mu
+// held and a reaper Hold in force.
+func (s *service) launch(p *process, id string, start func(in, out, errw *os.File, console string) (pid int, undo func(), err error), exited func(reaper.Exit)) (retErr error) {
+	st, cs, err := s.openIO(p.cfg, id)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cs != nil {
+			cs.close()
+		}
+		if retErr != nil {
+			st.close()
+		}
+	}()
+	in, out, errw := st.processFiles()
+	pid, undo, err := start(in, out, errw, consolePath(cs))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			// Unwatched: once dead, the reaper takes it as an orphan.
+			undo()
+			if p.pidfd >= 0 {
+				unix.Close(p.pidfd)
+			}
+			p.pid, p.pidfd = 0, -1
+		}
+	}()
+	if err := p.setPid(pid); err != nil {
+		return err
+	}
+	if err := s.attachIO(st, cs); err != nil {
+		return err
+	}
+	if err := s.reaper.Watch(pid, exited); err != nil {
+		return err
+	}
+	p.stdio = st
+	return nil
 }
 
 func writeOptions(bundle, root string) error {
@@ -389,50 +414,30 @@ func (s *service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 }
 
 // startExec runs a created exec. Called with p.mu held.
-func (s *service) startExec(ctx context.Context, t *task, p *process) (retErr error) {
+func (s *service) startExec(ctx context.Context, t *task, p *process) error {
 	if !t.init.isRunning() {
 		return fmt.Errorf("exec %s: container %s is not running: %w", p.execID, t.id, errdefs.ErrFailedPrecondition)
 	}
-	st, cs, err := s.openIO(p.cfg, t.id)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cs != nil {
-			cs.close()
+	var pid int
+	err := s.launch(p, t.id, func(in, out, errw *os.File, console string) (int, func(), error) {
+		proc, err := t.c.Exec(ctx, &libcontainer.ExecOpts{
+			Process:       p.spec,
+			ConsoleSocket: console,
+			Stdin:         in,
+			Stdout:        out,
+			Stderr:        errw,
+		})
+		if err != nil {
+			return 0, nil, fmt.Errorf("exec %s in %s: %w", p.execID, t.id, err)
 		}
-		if retErr != nil {
-			st.close()
-		}
-	}()
-	in, out, errw := st.processFiles()
-	proc, err := t.c.Exec(ctx, &libcontainer.ExecOpts{
-		Process:       p.spec,
-		ConsoleSocket: consolePath(cs),
-		Stdin:         in,
-		Stdout:        out,
-		Stderr:        errw,
-	})
+		pid = proc.Pid
+		return pid, func() { unix.Kill(pid, unix.SIGKILL) }, nil
+	}, func(e reaper.Exit) { s.execExited(t, p, e) })
 	if err != nil {
-		return fmt.Errorf("exec %s in %s: %w", p.execID, t.id, err)
-	}
-	if err := p.setPid(proc.Pid); err != nil {
-		unix.Kill(proc.Pid, unix.SIGKILL)
-		return err
-	}
-	if err := s.attachIO(st, cs); err != nil {
-		// Unwatched: the reaper takes it as an orphan.
-		unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
-		unix.Close(p.pidfd)
-		p.pid, p.pidfd = 0, -1
-		return err
-	}
-	p.stdio = st
-	if err := s.reaper.Watch(proc.Pid, func(e reaper.Exit) { s.execExited(t, p, e) }); err != nil {
 		return err
 	}
 	p.state = stateRunning
-	s.pub.publish(topicExecStarted, &eventstypes.TaskExecStarted{ContainerID: t.id, ExecID: p.execID, Pid: uint32(proc.Pid)})
+	s.pub.publish(topicExecStarted, &eventstypes.TaskExecStarted{ContainerID: t.id, ExecID: p.execID, Pid: uint32(pid)})
 	return nil
 }
 
@@ -455,6 +460,9 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 		return nil, err
 	}
 	if r.ExecID != "" {
+		if p.isExited() {
+			p.drainIO(drainTimeout)
+		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.state == stateRunning {
@@ -484,6 +492,7 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 	if _, err := p.wait(ctx); err != nil {
 		return nil, err
 	}
+	p.drainIO(drainTimeout)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.state == stateDeleted {
@@ -517,6 +526,9 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 	}
 	return resp, nil
 }
+
+// drainTimeout bounds how long a Delete waits for a terminal's output.
+const drainTimeout = 2 * time.Second
 
 func deleteResponse(p *process) *taskapi.DeleteResponse {
 	resp := &taskapi.DeleteResponse{Pid: uint32(p.pid)}
@@ -622,38 +634,32 @@ func (s *service) Pids(ctx context.Context, r *taskapi.PidsRequest) (*taskapi.Pi
 }
 
 func (s *service) Pause(ctx context.Context, r *taskapi.PauseRequest) (*emptypb.Empty, error) {
-	t, p, err := s.process(r.ID, "")
-	if err != nil {
-		return nil, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.state != stateRunning {
-		return nil, fmt.Errorf("cannot pause task %s: it is %s: %w", t.id, p.state, errdefs.ErrFailedPrecondition)
-	}
-	if err := t.c.Pause(); err != nil {
-		return nil, err
-	}
-	p.state = statePaused
-	s.pub.publish(topicPaused, &eventstypes.TaskPaused{ContainerID: t.id})
-	return &emptypb.Empty{}, nil
+	return s.freeze(r.ID, "pause", stateRunning, statePaused, (*libcontainer.Container).Pause,
+		topicPaused, func(id string) any { return &eventstypes.TaskPaused{ContainerID: id} })
 }
 
 func (s *service) Resume(ctx context.Context, r *taskapi.ResumeRequest) (*emptypb.Empty, error) {
-	t, p, err := s.process(r.ID, "")
+	return s.freeze(r.ID, "resume", statePaused, stateRunning, (*libcontainer.Container).Resume,
+		topicResumed, func(id string) any { return &eventstypes.TaskResumed{ContainerID: id} })
+}
+
+// freeze moves task id's init from one state to the other with op (the
+// cgroup freezer) and publishes the event.
+func (s *service) freeze(id, verb string, from, to procState, op func(*libcontainer.Container) error, topic string, event func(string) any) (*emptypb.Empty, error) {
+	t, p, err := s.process(id, "")
 	if err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state != statePaused {
-		return nil, fmt.Errorf("cannot resume task %s: it is %s: %w", t.id, p.state, errdefs.ErrFailedPrecondition)
+	if p.state != from {
+		return nil, fmt.Errorf("cannot %s task %s: it is %s: %w", verb, t.id, p.state, errdefs.ErrFailedPrecondition)
 	}
-	if err := t.c.Resume(); err != nil {
+	if err := op(t.c); err != nil {
 		return nil, err
 	}
-	p.state = stateRunning
-	s.pub.publish(topicResumed, &eventstypes.TaskResumed{ContainerID: t.id})
+	p.state = to
+	s.pub.publish(topic, event(t.id))
 	return &emptypb.Empty{}, nil
 }
 
@@ -695,9 +701,7 @@ func (s *service) ResizePty(ctx context.Context, r *taskapi.ResizePtyRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	st := p.stdio
-	p.mu.Unlock()
+	st := p.getStdio()
 	if st == nil {
 		return nil, fmt.Errorf("%s is not started: %w", p.describe(), errdefs.ErrFailedPrecondition)
 	}
@@ -712,10 +716,7 @@ func (s *service) CloseIO(ctx context.Context, r *taskapi.CloseIORequest) (*empt
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	st := p.stdio
-	p.mu.Unlock()
-	if r.Stdin && st != nil {
+	if st := p.getStdio(); r.Stdin && st != nil {
 		st.closeStdin()
 	}
 	return &emptypb.Empty{}, nil

@@ -267,6 +267,21 @@ func (s *stdio) closeStdin() {
 	}
 }
 
+// drain waits up to d for the output copies of a terminal to finish: a
+// Delete should not cut off what the process wrote last, but a background
+// process that keeps the pty open must not block it forever either.
+func (s *stdio) drain(d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		s.copies.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
 // exited is called once the process has exited: the output copies drain
 // and everything the shim holds is closed.
 func (s *stdio) exited() {

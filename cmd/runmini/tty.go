@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,7 +9,8 @@ import (
 	"time"
 
 	"github.com/containerd/console"
-	"golang.org/x/sys/unix"
+
+	"github.com/runmini/runmini/internal/fdpass"
 )
 
 // ttyProxy is what `run` does for a container with process.terminal and no
@@ -43,27 +43,11 @@ func (t *ttyProxy) path() string { return filepath.Join(t.dir, "console.sock") }
 // attach takes the master the container's init sent (it is already queued
 // on the connection: create has returned) and starts the copies.
 func (t *ttyProxy) attach() error {
-	t.ln.SetDeadline(time.Now().Add(10 * time.Second))
-	conn, err := t.ln.AcceptUnix()
+	master, err := fdpass.Accept(t.ln, 10*time.Second)
 	if err != nil {
-		return fmt.Errorf("console socket: %w", err)
+		return err
 	}
-	defer conn.Close()
-	name := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := conn.ReadMsgUnix(name, oob)
-	if err != nil {
-		return fmt.Errorf("receive pty master: %w", err)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return errors.New("receive pty master: no file descriptor")
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return errors.New("receive pty master: no file descriptor")
-	}
-	t.master = os.NewFile(uintptr(fds[0]), "pty-master")
+	t.master = master
 	if c, err := console.ConsoleFromFile(os.Stdin); err == nil {
 		if err := c.SetRaw(); err == nil {
 			t.current = c

@@ -95,8 +95,7 @@ func runRootfs(t *testing.T, c *testutil.Containerd, ref string) {
 
 func detachedLifecycle(t *testing.T, c *testutil.Containerd, ref string) {
 	id := testutil.ID(t)
-	c.CtrMust(t, "run", "-d", "--runtime", mini, ref, id, "sleep", "1000")
-	t.Cleanup(func() { forceRemove(c, id) })
+	runIdle(t, c, ref, id)
 	if st := taskStatus(t, c, id); st != "RUNNING" {
 		t.Fatalf("status %q after run -d", st)
 	}
@@ -128,16 +127,12 @@ func detachedLifecycle(t *testing.T, c *testutil.Containerd, ref string) {
 	if !strings.Contains(m, "pids.current") && !strings.Contains(m, "pids") {
 		t.Errorf("metrics: %q", m)
 	}
-	c.CtrMust(t, "task", "kill", "-s", "SIGKILL", id)
-	waitStatus(t, c, id, "STOPPED")
-	c.CtrMust(t, "task", "rm", id)
-	c.CtrMust(t, "container", "rm", id)
+	killAndRemove(t, c, id)
 }
 
 func concurrentExecs(t *testing.T, c *testutil.Containerd, ref string) {
 	id := testutil.ID(t)
-	c.CtrMust(t, "run", "-d", "--runtime", mini, ref, id, "sleep", "1000")
-	t.Cleanup(func() { forceRemove(c, id) })
+	runIdle(t, c, ref, id)
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
@@ -150,10 +145,7 @@ func concurrentExecs(t *testing.T, c *testutil.Containerd, ref string) {
 		}(i)
 	}
 	wg.Wait()
-	c.CtrMust(t, "task", "kill", "-s", "SIGKILL", id)
-	waitStatus(t, c, id, "STOPPED")
-	c.CtrMust(t, "task", "rm", id)
-	c.CtrMust(t, "container", "rm", id)
+	killAndRemove(t, c, id)
 }
 
 // ttyRunAndExec: `ctr run -t` and `ctr task exec -t` on a pty of ours.
@@ -164,16 +156,12 @@ func ttyRunAndExec(t *testing.T, c *testutil.Containerd, ref string) {
 		t.Errorf("run -t: exit %d, output %q", exit, out)
 	}
 	id = testutil.ID(t)
-	c.CtrMust(t, "run", "-d", "--runtime", mini, ref, id, "sleep", "1000")
-	t.Cleanup(func() { forceRemove(c, id) })
+	runIdle(t, c, ref, id)
 	out, exit = onPty(t, c, "task", "exec", "-t", "--exec-id", "t1", id, "sh", "-c", "tty; exit 6")
 	if exit != 6 || !strings.Contains(out, "/dev/pts/") {
 		t.Errorf("exec -t: exit %d, output %q", exit, out)
 	}
-	c.CtrMust(t, "task", "kill", "-s", "SIGKILL", id)
-	waitStatus(t, c, id, "STOPPED")
-	c.CtrMust(t, "task", "rm", id)
-	c.CtrMust(t, "container", "rm", id)
+	killAndRemove(t, c, id)
 }
 
 // onPty runs ctr with a pty as its stdio, as from a terminal.
@@ -267,8 +255,7 @@ func oomEvent(t *testing.T, c *testutil.Containerd, ref string) {
 // container runs; the container keeps running and everything works.
 func containerdRestart(t *testing.T, c *testutil.Containerd, ref string) {
 	id := testutil.ID(t)
-	c.CtrMust(t, "run", "-d", "--runtime", mini, ref, id, "sleep", "1000")
-	t.Cleanup(func() { forceRemove(c, id) })
+	runIdle(t, c, ref, id)
 	pid := taskPid(t, c, id)
 	c.Restart(t)
 	if st := taskStatus(t, c, id); st != "RUNNING" {
@@ -283,18 +270,14 @@ func containerdRestart(t *testing.T, c *testutil.Containerd, ref string) {
 	c.CtrMust(t, "task", "pause", id)
 	c.CtrMust(t, "task", "resume", id)
 	c.CtrMust(t, "task", "metrics", id)
-	c.CtrMust(t, "task", "kill", "-s", "SIGKILL", id)
-	waitStatus(t, c, id, "STOPPED")
-	c.CtrMust(t, "task", "rm", id)
-	c.CtrMust(t, "container", "rm", id)
+	killAndRemove(t, c, id)
 }
 
 // shimKilled: the shim dies; containerd's cleanup (the shim's `delete`)
 // kills the container and removes everything.
 func shimKilled(t *testing.T, c *testutil.Containerd, ref string) {
 	id := testutil.ID(t)
-	c.CtrMust(t, "run", "-d", "--runtime", mini, ref, id, "sleep", "1000")
-	t.Cleanup(func() { forceRemove(c, id) })
+	runIdle(t, c, ref, id)
 	pid := taskPid(t, c, id)
 	shim := findShim(t, c, id)
 	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
@@ -378,6 +361,23 @@ func waitStatus(t *testing.T, c *testutil.Containerd, id, want string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// runIdle starts container id running sleep, detached, through the shim.
+func runIdle(t *testing.T, c *testutil.Containerd, ref, id string) {
+	t.Helper()
+	c.CtrMust(t, "run", "-d", "--runtime", mini, ref, id, "sleep", "1000")
+	t.Cleanup(func() { forceRemove(c, id) })
+}
+
+// killAndRemove ends a container the way a user does: kill, wait for the
+// stop, task rm, container rm.
+func killAndRemove(t *testing.T, c *testutil.Containerd, id string) {
+	t.Helper()
+	c.CtrMust(t, "task", "kill", "-s", "SIGKILL", id)
+	waitStatus(t, c, id, "STOPPED")
+	c.CtrMust(t, "task", "rm", id)
+	c.CtrMust(t, "container", "rm", id)
 }
 
 // forceRemove undoes a scenario that failed half-way.

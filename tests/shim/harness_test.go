@@ -184,17 +184,25 @@ type shimEnv struct {
 	pid     int
 	log     *bytes.Buffer
 	logMu   sync.Mutex
+	flags   []string // more flags for start, such as -debug
+}
+
+// logText is what the shim wrote to its log fifo so far.
+func (e *shimEnv) logText() string {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	return e.log.String()
 }
 
 // startShim runs `start` for id with bundle as cwd, as containerd does.
-func startShim(t testing.TB, bundle, id string) *shimEnv {
+func startShim(t testing.TB, bundle, id string, flags ...string) *shimEnv {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "shimt-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	e := &shimEnv{t: t, ns: testutil.ID(t), addr: filepath.Join(dir, "containerd.sock"), dir: dir, log: &bytes.Buffer{}}
+	e := &shimEnv{t: t, ns: testutil.ID(t), addr: filepath.Join(dir, "containerd.sock"), dir: dir, log: &bytes.Buffer{}, flags: flags}
 	e.sink = newEventSink(t, dir)
 	e.openLog(bundle)
 	out := e.runStart(bundle, id, nil)
@@ -212,7 +220,8 @@ func startShim(t testing.TB, bundle, id string) *shimEnv {
 // runStart runs `start` and returns what it printed (trimmed).
 func (e *shimEnv) runStart(bundle, id string, stdin []byte) string {
 	e.t.Helper()
-	cmd := exec.Command(shimBinary(e.t), "-namespace", e.ns, "-address", e.addr, "-publish-binary", "/bin/false", "-id", id, "start")
+	args := append([]string{"-namespace", e.ns, "-address", e.addr, "-publish-binary", "/bin/false", "-id", id}, e.flags...)
+	cmd := exec.Command(shimBinary(e.t), append(args, "start")...)
 	cmd.Dir = bundle
 	cmd.Env = append(os.Environ(), "TTRPC_ADDRESS="+e.sink.path)
 	cmd.Stdin = bytes.NewReader(stdin)
@@ -331,6 +340,18 @@ func (e *shimEnv) create(id, bundle string, mod func(*taskapi.CreateTaskRequest)
 		e.t.Fatalf("create %s: %v", id, err)
 	}
 	return stdout, stderr
+}
+
+// createStarted creates task id (as create does) and starts it; it returns
+// the init's pid.
+func (e *shimEnv) createStarted(id, bundle string) uint32 {
+	e.t.Helper()
+	e.create(id, bundle, nil)
+	resp, err := e.client.Start(ctx(e.t), &taskapi.StartRequest{ID: id})
+	if err != nil {
+		e.t.Fatalf("start %s: %v", id, err)
+	}
+	return resp.Pid
 }
 
 // deleteTask waits for id to exit and deletes it.

@@ -198,10 +198,7 @@ func TestConcurrentExecsAndExitOrder(t *testing.T) {
 	id := testutil.ID(t)
 	b := testutil.Bundle(t, args("sleep", "100"))
 	e := startShim(t, b, id)
-	e.create(id, b, nil)
-	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
-		t.Fatal(err)
-	}
+	e.createStarted(id, b)
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -306,18 +303,8 @@ func TestStdinFifoAndCloseIO(t *testing.T) {
 	id := testutil.ID(t)
 	b := testutil.Bundle(t, args("sh", "-c", "cat; echo done"))
 	e := startShim(t, b, id)
-	in, out := filepath.Join(e.dir, "in"), filepath.Join(e.dir, "out")
-	for _, p := range []string{in, out} {
-		if err := unix.Mkfifo(p, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// As containerd's client: readers open before Create.
-	outR, err := os.OpenFile(out, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outR.Close()
+	in := fifo(t, e.dir, "in")
+	out, outR := fifoReader(t, e.dir, "out")
 	e.create(id, b, func(r *taskapi.CreateTaskRequest) { r.Stdin, r.Stdout = in, out })
 	inW, err := os.OpenFile(in, os.O_WRONLY, 0)
 	if err != nil {
@@ -388,10 +375,7 @@ func TestOOMEvent(t *testing.T) {
 		s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
 	})
 	e := startShim(t, b, id)
-	e.create(id, b, nil)
-	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
-		t.Fatal(err)
-	}
+	e.createStarted(id, b)
 	if d := e.deleteTask(id); d.ExitStatus != 137 {
 		t.Errorf("exit %d, want 137 (OOM-killed)", d.ExitStatus)
 	}
@@ -408,11 +392,8 @@ func TestPauseResumeStats(t *testing.T) {
 	id := testutil.ID(t)
 	b := testutil.Bundle(t, args("sleep", "100"))
 	e := startShim(t, b, id)
-	e.create(id, b, nil)
+	e.createStarted(id, b)
 	c := ctx(t)
-	if _, err := e.client.Start(c, &taskapi.StartRequest{ID: id}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := e.client.Pause(c, &taskapi.PauseRequest{ID: id}); err != nil {
 		t.Fatal(err)
 	}
@@ -455,11 +436,7 @@ func TestDeleteAfterShimDied(t *testing.T) {
 	id := testutil.ID(t)
 	b := testutil.Bundle(t, args("sleep", "100"))
 	e := startShim(t, b, id)
-	e.create(id, b, nil)
-	sr, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid := e.createStarted(id, b)
 	syscall.Kill(e.pid, syscall.SIGKILL)
 	waitGone(e.pid, 10*time.Second)
 	cmd := exec.Command(shimBinary(t), "-namespace", e.ns, "-address", e.addr, "-id", id, "-bundle", b, "delete")
@@ -474,11 +451,11 @@ func TestDeleteAfterShimDied(t *testing.T) {
 	if err := proto.Unmarshal(out, &d); err != nil {
 		t.Fatalf("delete printed %q: %v", out, err)
 	}
-	if d.ExitStatus != 137 || d.Pid != sr.Pid || d.ExitedAt.AsTime().IsZero() {
+	if d.ExitStatus != 137 || d.Pid != pid || d.ExitedAt.AsTime().IsZero() {
 		t.Errorf("delete response %v", &d)
 	}
-	if !waitGone(int(sr.Pid), 10*time.Second) {
-		t.Errorf("container init %d still running", sr.Pid)
+	if !waitGone(int(pid), 10*time.Second) {
+		t.Errorf("container init %d still running", pid)
 	}
 	// What containerd does next: remove the dead shim's socket.
 	os.Remove(strings.TrimPrefix(e.address, "unix://"))
@@ -653,14 +630,8 @@ func TestExecTerminal(t *testing.T) {
 	id := testutil.ID(t)
 	b := testutil.Bundle(t, args("sleep", "100"))
 	e := startShim(t, b, id)
-	e.create(id, b, nil)
-	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
-		t.Fatal(err)
-	}
-	in := filepath.Join(e.dir, "xin")
-	if err := unix.Mkfifo(in, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	e.createStarted(id, b)
+	in := fifo(t, e.dir, "xin")
 	out := filepath.Join(e.dir, "xout")
 	p := &specs.Process{Args: []string{"sh", "-c", "tty; exit 6"}, Cwd: "/", Terminal: true}
 	if _, err := e.client.Exec(ctx(t), &taskapi.ExecProcessRequest{ID: id, ExecID: "t1", Terminal: true, Stdin: in, Stdout: "file://" + out, Spec: processAny(t, p)}); err != nil {
@@ -678,9 +649,103 @@ func TestExecTerminal(t *testing.T) {
 	if err != nil || w.ExitStatus != 6 {
 		t.Fatalf("wait: %v %v", w, err)
 	}
-	if got := readFile(t, out); !strings.Contains(got, "/dev/pts/") {
-		t.Errorf("output %q", got)
+	// The pty's output is copied on its own: it may land just after the
+	// exit (as with containerd's runc shim; ctr waits for the fifo's EOF).
+	deadline := time.Now().Add(10 * time.Second)
+	for got := readFile(t, out); !strings.Contains(got, "/dev/pts/"); got = readFile(t, out) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output %q", got)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	e.client.Kill(ctx(t), &taskapi.KillRequest{ID: id, Signal: 9})
 	e.deleteTask(id)
+}
+
+// -debug: the shim logs at debug level to containerd's log fifo; -v
+// prints the version.
+func TestDebugLogAndVersion(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, args("true"))
+	e := startShim(t, b, id, "-debug")
+	e.createStarted(id, b)
+	e.deleteTask(id)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(e.logText(), "level=DEBUG") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no debug line in the shim's log: %q", e.logText())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, err := exec.Command(shimBinary(t), "-v").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Version:") || !strings.Contains(string(out), "io.containerd.mini.v2") {
+		t.Errorf("-v: %q, %v", out, err)
+	}
+}
+
+// Output through a fifo whose reader is slow arrives whole and in order.
+func TestSlowReaderGetsEveryByte(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	// 8 MiB of numbered lines: order and completeness show in the hash.
+	b := testutil.Bundle(t, args("sh", "-c", "i=0; while [ $i -lt 200000 ]; do echo line-$i-0123456789abcdef0123456789; i=$((i+1)); done"))
+	e := startShim(t, b, id)
+	out, r := fifoReader(t, e.dir, "out")
+	e.create(id, b, func(cr *taskapi.CreateTaskRequest) { cr.Stdout = out })
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.SetNonblock(int(r.Fd()), false)
+	var got bytes.Buffer
+	buf := make([]byte, 16<<10)
+	for reads := 0; ; reads++ {
+		n, err := r.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			break
+		}
+		if reads%64 == 0 {
+			time.Sleep(5 * time.Millisecond) // a reader slower than the writer
+		}
+	}
+	e.deleteTask(id)
+	var want bytes.Buffer
+	for i := 0; i < 200000; i++ {
+		want.WriteString("line-" + strconv.Itoa(i) + "-0123456789abcdef0123456789\n")
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("got %d bytes, want %d; equal prefix %d", got.Len(), want.Len(), commonPrefix(got.Bytes(), want.Bytes()))
+	}
+}
+
+func commonPrefix(a, b []byte) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+func fifo(t *testing.T, dir, name string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := unix.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fifoReader makes a fifo and opens its read end as containerd's client
+// does, before Create (non-blocking, so the open does not wait for a
+// writer; the caller makes it blocking to read).
+func fifoReader(t *testing.T, dir, name string) (string, *os.File) {
+	t.Helper()
+	p := fifo(t, dir, name)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return p, f
 }
