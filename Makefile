@@ -54,7 +54,8 @@ $(BIN):
 		echo "no libc.a for the static link: install libc6-dev (or run make prereqs)" >&2; exit 1; \
 	fi
 	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o $@ ./cmd/runmini
-	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o $@-init ./cmd/runmini-init
+	CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -ldflags '-s -w' -o $@-init ./cmd/runmini-init
+	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o $@-init-nsenter ./cmd/runmini-init
 	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o bin/containerd-shim-mini-v2 ./cmd/containerd-shim-mini-v2
 
 # runmini-init must sit beside runmini (and come from the same build): every
@@ -63,6 +64,7 @@ $(BIN):
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/runmini
 	install -D -m 0755 $(BIN)-init $(DESTDIR)$(BINDIR)/runmini-init
+	install -D -m 0755 $(BIN)-init-nsenter $(DESTDIR)$(BINDIR)/runmini-init-nsenter
 	install -D -m 0755 bin/containerd-shim-mini-v2 $(DESTDIR)$(BINDIR)/containerd-shim-mini-v2
 
 .PHONY: test

@@ -93,6 +93,9 @@ type Manager interface {
 	// must be moved in with Apply instead (v1 and hybrid hosts). The
 	// Manager owns the fd: Destroy closes it.
 	FD() int
+	// NeedsApply reports whether a new process must be moved in with
+	// Apply (v1 and hybrid hosts), rather than cloned into FD (v2).
+	NeedsApply() bool
 	// Apply moves pid into the cgroup in every hierarchy.
 	Apply(pid int) error
 	// Set applies resources to the existing cgroup (runc update).

@@ -297,6 +297,8 @@ func (m *manager) FD() int {
 	return m.fd
 }
 
+func (m *manager) NeedsApply() bool { return m.mode != ModeV2 }
+
 func (m *manager) closeFD() {
 	if m.fd >= 0 {
 		_ = unix.Close(m.fd)

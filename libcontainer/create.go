@@ -23,6 +23,8 @@ import (
 	"github.com/runmini/runmini/libcontainer/hooks"
 	"github.com/runmini/runmini/libcontainer/internal/syncp"
 	"github.com/runmini/runmini/libcontainer/nsenter"
+	"github.com/runmini/runmini/libcontainer/seccomp"
+	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
 )
 
 // CreateOpts is what `create` (and `run`, and the shim) pass in.
@@ -112,17 +114,36 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := cg.Create(); err != nil {
-		return nil, nil, err
+	// Where the init is cloned straight into its cgroup (v2), the cgroup
+	// comes first. Elsewhere the init is moved in with Apply anyway, so
+	// the cgroup is made while the init's runtime boots (a few ms of
+	// mkdirs and writes in every v1 hierarchy off the critical path); the
+	// init is moved in before it gets its config, so before it does
+	// anything for the container.
+	cgCreated := false
+	createCgroup := func() error {
+		if err := cg.Create(); err != nil {
+			return err
+		}
+		cgCreated = true
+		syncp.Phase("cgroup created")
+		return nil
 	}
-	syncp.Phase("cgroup created")
 	defer func() {
-		if retErr != nil {
+		// Only a cgroup we made: Create refuses a populated one that
+		// exists already, and that one is not ours to remove.
+		if retErr != nil && cgCreated {
 			if err := cg.Destroy(); err != nil {
 				slog.Warn("remove cgroup after failed create", "err", err)
 			}
 		}
 	}()
+	if !cg.NeedsApply() {
+		if err := createCgroup(); err != nil {
+			return nil, nil, err
+		}
+		createCgroup = nil
+	}
 
 	plan, err := planNamespaces(s, cg.FD() >= 0)
 	if err != nil {
@@ -141,7 +162,7 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	}
 	c = &Container{root: o.Root, dir: dir, st: st}
 
-	proc, err = c.startInit(ctx, o, cg, plan)
+	proc, err = c.startInit(ctx, o, cg, plan, createCgroup)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -149,8 +170,18 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 }
 
 // startInit starts `runmini init` and drives it to the ready state.
-func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Manager, plan *nsPlan) (proc *Process, retErr error) {
-	exe, err := sealedExe()
+// createCgroup, when not nil, makes the cgroup once the init is cloned.
+func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Manager, plan *nsPlan, createCgroup func() error) (proc *Process, retErr error) {
+	// A bad profile fails here, before any process exists.
+	var filter *bpf.Filter
+	if l := o.Spec.Linux; l != nil && l.Seccomp != nil && (l.Seccomp.DefaultAction != "" || len(l.Seccomp.Syscalls) > 0) {
+		f, err := seccomp.Compile(l.Seccomp)
+		if err != nil {
+			return nil, err
+		}
+		filter = f
+	}
+	exe, err := sealedExe(plan.needsNsenter())
 	if err != nil {
 		return nil, err
 	}
@@ -219,6 +250,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 		ExecSockFD:   -1,
 		Exec:         o.exec,
 		PreserveFDs:  o.PreserveFDs,
+		Seccomp:      filter,
 		Debug:        slog.Default().Enabled(ctx, slog.LevelDebug),
 	}
 	if console != nil {
@@ -291,6 +323,11 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			// The intermediate exits right away; reap it.
 			cmd.Wait()
 			proc.Pid, proc.reparented = pid, true
+		}
+	}
+	if createCgroup != nil {
+		if err := createCgroup(); err != nil {
+			return nil, err
 		}
 	}
 	if cg.FD() < 0 {

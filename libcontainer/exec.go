@@ -79,7 +79,7 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 		Stderr:        o.Stderr,
 		Foreground:    o.Foreground,
 		exec:          true,
-	}, cg, plan)
+	}, cg, plan, nil)
 }
 
 // Pause freezes every process of the container.

@@ -20,8 +20,8 @@ import (
 // costs two syscalls instead of copying the whole binary (runc 1.1's memfd
 // copy, ~10 ms per container and charged to the container's memory cgroup).
 // Kernels without the new mount API get the sealed memfd copy.
-func sealedExe() (*os.File, error) {
-	exe := initBinary()
+func sealedExe(nsenter bool) (*os.File, error) {
+	exe := initBinary(nsenter)
 	fd, err := unix.OpenTree(unix.AT_FDCWD, exe, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err == nil {
 		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
@@ -34,12 +34,18 @@ func sealedExe() (*os.File, error) {
 }
 
 // initBinary is the binary the init runs from: runmini-init installed
-// beside this program (a small binary: the Go runtime start that every
-// container pays is cheaper), else this program itself, which has the same
-// init built in.
-func initBinary() string {
+// beside this program (a small pure Go binary: the Go runtime start that
+// every container pays is cheaper), or runmini-init-nsenter when the init
+// must join namespaces (the same init with the cgo constructor that does
+// it), else this program itself, which has the init and the constructor
+// built in.
+func initBinary(nsenter bool) string {
+	name := "runmini-init"
+	if nsenter {
+		name = "runmini-init-nsenter"
+	}
 	if self, err := os.Readlink("/proc/self/exe"); err == nil {
-		p := filepath.Join(filepath.Dir(self), "runmini-init")
+		p := filepath.Join(filepath.Dir(self), name)
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
 			return p
 		}

@@ -4,6 +4,11 @@
 // links only what the init needs, so the Go runtime start that every
 // container pays touches a fraction of the pages runmini's own would. The
 // protocol is libcontainer's; the two must come from the same build.
+//
+// Built twice: without cgo as runmini-init (no libc, no cgo start-up: the
+// common case), and with cgo as runmini-init-nsenter, which links the
+// nsenter constructor (nsenter_cgo.go) for the inits that join namespaces
+// (every exec, and containers joining a pod's namespaces).
 package main
 
 import (

@@ -13,6 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/runmini/runmini/libcontainer/initproc"
+	// The built-in init may have to join namespaces: link the constructor.
+	_ "github.com/runmini/runmini/libcontainer/nsenter"
 )
 
 // version is set by the Makefile (-X main.version=...).

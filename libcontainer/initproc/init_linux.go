@@ -24,8 +24,8 @@ import (
 	"github.com/runmini/runmini/libcontainer/capabilities"
 	"github.com/runmini/runmini/libcontainer/hooks"
 	"github.com/runmini/runmini/libcontainer/internal/syncp"
-	_ "github.com/runmini/runmini/libcontainer/nsenter" // joins namespaces before the Go runtime starts
-	"github.com/runmini/runmini/libcontainer/seccomp"
+	"github.com/runmini/runmini/libcontainer/nsenter"
+	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
 	"github.com/runmini/runmini/mount"
 )
 
@@ -42,6 +42,14 @@ func Init() {
 	// from this same thread, so the container process inherits them all.
 	runtime.LockOSThread()
 	debug.SetGCPercent(-1) // short-lived: no GC work on the start path
+	if pfd, skipped := nsenter.Skipped(); skipped {
+		// The binary that runs namespace joins must link the constructor
+		// (runmini-init-nsenter, or runmini itself); this one does not.
+		if pfd >= 0 {
+			os.NewFile(uintptr(pfd), "nsenter-report").WriteString("error this init binary was built without the nsenter constructor\n")
+		}
+		os.Exit(1)
+	}
 	fd, err := strconv.Atoi(os.Getenv("_RUNMINI_SYNCFD"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "runmini init: bad _RUNMINI_SYNCFD")
@@ -89,13 +97,8 @@ func initContainer(conn *syncp.Conn) error {
 		return errors.New("config has no process")
 	}
 	in := &initState{conn: conn, ic: ic, spec: s}
-	// Compiled first so a bad profile fails before anything is mounted.
-	var filter *seccomp.Filter
-	if s.Linux != nil && s.Linux.Seccomp != nil && (s.Linux.Seccomp.DefaultAction != "" || len(s.Linux.Seccomp.Syscalls) > 0) {
-		if filter, err = seccomp.Compile(s.Linux.Seccomp); err != nil {
-			return err
-		}
-	}
+	// Compiled by the runtime, before this process was even started.
+	filter := ic.Seccomp
 	if err := in.namespaces(); err != nil {
 		return err
 	}
@@ -171,7 +174,7 @@ func initContainer(conn *syncp.Conn) error {
 // in the container's namespaces and the parent in its cgroup; it sets up
 // the process and executes it at once. The sync socket is close-on-exec:
 // its EOF tells the parent the exec happened.
-func (in *initState) execProcess(filter *seccomp.Filter) error {
+func (in *initState) execProcess(filter *bpf.Filter) error {
 	if !in.ic.HasMountNS {
 		// No mount namespace to join: confine to the root as create did.
 		if err := unix.Chroot(in.ic.Rootfs); err != nil {
@@ -223,7 +226,7 @@ func setOOMScoreAdj(a *int) error {
 // finishProcess applies what belongs to the process rather than the
 // container (terminal, rlimits, capabilities, user, cwd, no_new_privs,
 // seccomp) and resolves the executable; it is shared by create and exec.
-func (in *initState) finishProcess(filter *seccomp.Filter) (string, error) {
+func (in *initState) finishProcess(filter *bpf.Filter) (string, error) {
 	s := in.spec
 	if s.Process.Terminal {
 		if err := in.setupConsole(); err != nil {

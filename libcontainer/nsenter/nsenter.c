@@ -1,3 +1,5 @@
+//go:build cgo
+
 // The constructor in this file runs before the Go runtime starts any thread,
 // which is the only point where a Go program can still setns(2) into a user
 // or mount namespace. The protocol is documented in nsenter.go.

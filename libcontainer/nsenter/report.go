@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -15,6 +16,22 @@ const (
 	EnvSetns   = "_RUNMINI_SETNS"
 	EnvUnshare = "_RUNMINI_UNSHARE"
 )
+
+// Skipped tells, in a process's Go code, that its parent asked for the
+// constructor (the environment still names a pipe) but this binary has none
+// to run: it was built without cgo. Such a process must report the error
+// on the pipe, or the parent would wait for the report forever.
+func Skipped() (pipeFD int, skipped bool) {
+	v := os.Getenv(EnvPipe)
+	if v == "" {
+		return -1, false
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil {
+		return -1, true
+	}
+	return fd, true
+}
 
 // maxReport bounds the line read from the pipe; the constructor never
 // writes more than a few hundred bytes.

@@ -5,9 +5,7 @@ package seccomp
 import (
 	"encoding/binary"
 	"os"
-	"runtime"
 	"strconv"
-	"unsafe"
 
 	"errors"
 	"fmt"
@@ -17,6 +15,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
+
+	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
 )
 
 var actions = map[specs.LinuxSeccompAction]libseccomp.ScmpAction{
@@ -93,11 +93,9 @@ func action(a specs.LinuxSeccompAction, errnoRet *uint, defaultErrno int16) (lib
 	return act, nil
 }
 
-// Filter is a compiled filter, ready to load.
-type Filter struct {
-	prog  []unix.SockFilter
-	flags uintptr
-}
+// Filter is a compiled filter, ready to load (by the init, from its
+// config).
+type Filter = bpf.Filter
 
 // Compile checks the config and builds the filter; nothing is loaded.
 func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
@@ -171,7 +169,7 @@ func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Filter{prog: prog, flags: flags}, nil
+	return &Filter{Prog: prog, Flags: flags}, nil
 }
 
 // exportBPF renders the filter now: loading must not call into libseccomp,
@@ -253,18 +251,6 @@ func addRule(f *libseccomp.ScmpFilter, call libseccomp.ScmpSyscall, act libsecco
 		if err := f.AddRuleConditional(call, act, c); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// Load installs the filter on the calling thread (the one that will exec
-// the container process) with seccomp(2) directly: no allocation, no cgo.
-func (f *Filter) Load() error {
-	fprog := unix.SockFprog{Len: uint16(len(f.prog)), Filter: &f.prog[0]}
-	_, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, f.flags, uintptr(unsafe.Pointer(&fprog)))
-	runtime.KeepAlive(f.prog)
-	if e != 0 {
-		return fmt.Errorf("seccomp: load filter: %w", e)
 	}
 	return nil
 }

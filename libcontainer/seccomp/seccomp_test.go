@@ -35,7 +35,7 @@ func TestCompileSkipsUnknownSyscalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.prog) == 0 {
+	if len(f.Prog) == 0 {
 		t.Fatal("empty program")
 	}
 }

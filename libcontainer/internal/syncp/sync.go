@@ -24,6 +24,8 @@ package syncp
 // MsgLog so that the init never writes to the container's stdio.
 
 import (
+	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -195,6 +197,9 @@ type InitConfig struct {
 	ConsoleFD    int               `json:"console_fd"`
 	ExecSockFD   int               `json:"exec_sock_fd"`
 	PreserveFDs  int               `json:"preserve_fds,omitempty"`
+	// Seccomp is the spec's filter, compiled by the runtime (the init
+	// has no libseccomp); nil for none.
+	Seccomp *bpf.Filter `json:"seccomp,omitempty"`
 	// Exec: join the container's namespaces and run the process right
 	// away; build nothing, wait for no start.
 	Exec bool `json:"exec,omitempty"`
