@@ -127,14 +127,20 @@ conformance: validation-suite
 	$(GO) test -count=1 -v -timeout 20m ./tests/conformance
 
 # Measurements, never tests: runmini against runc (and crun where it runs on
-# this host) in one interleaved run, then the Go benchmarks of the hot paths.
-# BENCH_N runs per measurement; the default fits in about two minutes.
+# this host) in one interleaved run, then the shim against the runc shim
+# under each containerd of BENCH_CONTAINERD, then the Go benchmarks of the
+# hot paths. BENCH_N runs per latency; BENCH_FLAGS passes more flags to
+# tests/bench (go run ./tests/bench -h), such as a quick run:
+#   make bench BENCH_N=3 BENCH_FLAGS='-mem 5 -pod 4 -conc 10 -rounds 1 -io-bytes 64M'
 BENCH_N ?= 20
+BENCH_CONTAINERD ?= 1.6 2.4.2
+BENCH_FLAGS ?=
 .PHONY: bench
 bench: prereqs all
 	scripts/prereqs.sh runc crun
-	$(call step,runtime start path (BENCH_N=$(BENCH_N)))
-	$(GO) run ./tests/bench -n $(BENCH_N)
+	$(if $(strip $(BENCH_CONTAINERD)),scripts/build-containerd.sh $(BENCH_CONTAINERD))
+	$(call step,runtime start path and through containerd (BENCH_N=$(BENCH_N)))
+	$(GO) run ./tests/bench -n $(BENCH_N) -containerd '$(BENCH_CONTAINERD)' $(BENCH_FLAGS)
 	$(call step,Go benchmarks of the hot paths)
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./spec ./cgroups ./mount ./libcontainer/...
 

@@ -3,7 +3,11 @@
 // ratio to runc. Runs are interleaved (A B A B ...) so that machine drift
 // falls on every runtime alike. It is a measurement, never a test.
 //
-//	go run ./tests/bench -n 20
+// Tables 2 to 6 run runmini's shim (io.containerd.mini.v2) against the runc
+// shim (io.containerd.runc.v2) under each containerd named by -containerd
+// (see containerd.go); table 1 and the floor (7) need no containerd.
+//
+//	go run ./tests/bench -n 20 -containerd "1.6 2.4.2"
 package main
 
 import (
@@ -13,12 +17,9 @@ import (
 	"log"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -33,42 +34,32 @@ type runtimeUnderTest struct {
 func main() {
 	n := flag.Int("n", 20, "iterations per measurement")
 	runtimes := flag.String("runtimes", "runmini,runc,crun", "runtimes to compare (runmini is bin/runmini)")
+	var co containerdOptions
+	co.register(flag.CommandLine)
 	flag.Parse()
 	log.SetFlags(0)
 	if os.Getuid() != 0 {
 		log.Fatal("bench: must run as root")
 	}
-	work, err := os.MkdirTemp("", "runmini-bench.")
-	if err != nil {
-		log.Fatal(err)
-	}
+	// Every cleanup, the containerd harness's included, runs at the end,
+	// on a failure and on ^C: no container, cgroup, daemon or temp dir is
+	// left behind.
+	tb := newBenchTB("bench")
+	fatal = func(err error) { tb.Fatalf("%v", err) }
+	work := tb.TempDir()
 	os.Chmod(work, 0o755)
 	var rts []*runtimeUnderTest
-	cleanup := func() {
+	tb.Cleanup(func() {
 		for _, rt := range rts {
 			deleteAll(rt)
 		}
-		os.RemoveAll(work)
-	}
-	// Clean up on ^C too: no container, cgroup or temp dir left behind.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		cleanup()
-		os.Exit(130)
-	}()
-	defer cleanup()
-	fatal = func(err error) {
-		cleanup()
-		log.Fatalf("bench: %v", err)
-	}
+	})
 
 	bundle := filepath.Join(work, "bundle")
 	os.Mkdir(bundle, 0o755)
 	// ociVersion 1.0.2: crun 1.8 refuses versions it does not know.
 	if err := testutil.MakeBundle(bundle, func(s *specs.Spec) { s.Version = "1.0.2"; s.Process.Args = []string{"true"} }); err != nil {
-		log.Fatalf("bench: bundle: %v", err)
+		fatal(fmt.Errorf("bundle: %v", err))
 	}
 	for _, name := range strings.Split(*runtimes, ",") {
 		rt, err := findRuntime(name, work)
@@ -86,7 +77,7 @@ func main() {
 		rts = append(rts, rt)
 	}
 	if len(rts) == 0 {
-		log.Fatal("bench: no runtime to measure")
+		fatal(fmt.Errorf("no runtime to measure"))
 	}
 
 	host, _ := os.Hostname()
@@ -119,8 +110,10 @@ func main() {
 			}))
 		}
 	}
-	table("create + start + delete", rts, life)
-	table("run (create, start, wait, delete)", rts, run)
+	runtimeTable("create + start + delete", rts, life)
+	runtimeTable("run (create, start, wait, delete)", rts, run)
+
+	benchContainerd(tb, co, *n)
 
 	floor := map[string][]time.Duration{}
 	trueBin := filepath.Join(bundle, "rootfs/bin/busybox")
@@ -132,12 +125,12 @@ func main() {
 			return exec.Command("unshare", "-pmuin", "--fork", trueBin, "true").Run()
 		}))
 	}
-	fmt.Printf("### The floor: what the kernel itself costs\n\n| what | median | min - max | n |\n|---|---|---|---|\n")
+	t := table{title: "The floor: what the kernel itself costs", head: []string{"what"}, format: fmtMs}
 	for _, k := range []string{"fork+exec true", "unshare -pmuin --fork true"} {
-		med, lo, hi := stats(floor[k])
-		fmt.Printf("| %s | %s | %s - %s | %d |\n", k, ms(med), ms(lo), ms(hi), len(floor[k]))
+		t.add(row{head: []string{k}, samples: msec(floor[k])})
 	}
-	fmt.Println()
+	t.print()
+	tb.exit(0)
 }
 
 func findRuntime(name, work string) (*runtimeUnderTest, error) {
@@ -200,8 +193,8 @@ func deleteAll(rt *runtimeUnderTest) {
 	}
 }
 
-// fatal cleans up before exiting: log.Fatal alone would skip the defers
-// and leave containers behind.
+// fatal ends the bench; main points it at benchTB.Fatalf, which runs the
+// cleanups first: log.Fatal alone would leave containers behind.
 var fatal = func(err error) { log.Fatalf("bench: %v", err) }
 
 func timed(f func() error) time.Duration {
@@ -212,34 +205,13 @@ func timed(f func() error) time.Duration {
 	return time.Since(start)
 }
 
-func table(title string, rts []*runtimeUnderTest, d map[string][]time.Duration) {
-	fmt.Printf("### %s\n\n| runtime | median | min - max | n | ratio to runc |\n|---|---|---|---|---|\n", title)
-	base, _, _ := stats(d["runc"])
+func runtimeTable(title string, rts []*runtimeUnderTest, d map[string][]time.Duration) {
+	t := table{title: title, head: []string{"runtime"}, ratioHead: "ratio to runc", format: fmtMs}
 	for _, rt := range rts {
-		med, lo, hi := stats(d[rt.name])
-		ratio := "-"
-		if base > 0 {
-			ratio = fmt.Sprintf("%.2f", float64(med)/float64(base))
-		}
-		fmt.Printf("| %s | %s | %s - %s | %d | %s |\n", rt.name, ms(med), ms(lo), ms(hi), len(d[rt.name]), ratio)
+		t.add(row{head: []string{rt.name}, samples: msec(d[rt.name]), base: msec(d["runc"])})
 	}
-	fmt.Println()
+	t.print()
 }
-
-func stats(d []time.Duration) (med, lo, hi time.Duration) {
-	if len(d) == 0 {
-		return 0, 0, 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	med = s[len(s)/2]
-	if len(s)%2 == 0 {
-		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return med, s[0], s[len(s)-1]
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
 func firstLine(out []byte, err error) string {
 	s := strings.TrimSpace(string(out))

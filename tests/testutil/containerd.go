@@ -388,8 +388,11 @@ func (c *Containerd) start() error {
 	// Should the test binary die before its cleanups run (a timeout's
 	// panic, a closed stdout), the daemon goes with it rather than living
 	// on with its sockets in a directory nobody will remove. Its shims and
-	// containers do outlive it, as they would any containerd.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// containers do outlive it, as they would any containerd. A process
+	// group of its own keeps a ^C at the terminal, meant for the program,
+	// from shutting the daemon down under the cleanups that still need it
+	// to delete the tasks (tests/bench cleans up on SIGINT).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := startOnLockedThread(cmd); err != nil {
 		return err
 	}
@@ -468,6 +471,24 @@ func (c *Containerd) env() []string {
 		env = append(env, kv)
 	}
 	return env
+}
+
+// LookPath returns where containerd, and the shims it starts, find the
+// binary name in their PATH (see env), or "" when they do not.
+func (c *Containerd) LookPath(name string) string {
+	for _, kv := range c.env() {
+		path, ok := strings.CutPrefix(kv, "PATH=")
+		if !ok {
+			continue
+		}
+		for _, dir := range filepath.SplitList(path) {
+			p := filepath.Join(dir, name)
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // Pid returns the daemon's process id, 0 when it is not running.
