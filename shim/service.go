@@ -39,6 +39,7 @@ type service struct {
 	reaper *reaper.Reaper
 	// shutdown stops the server; called once no task is left.
 	shutdown func()
+	trim     *memTrimmer
 
 	mu    sync.Mutex
 	tasks map[string]*task
@@ -59,12 +60,18 @@ type task struct {
 }
 
 func newService(ns string, pub *publisher, r *reaper.Reaper, shutdown func()) *service {
-	return &service{ns: ns, pub: pub, reaper: r, shutdown: shutdown, tasks: map[string]*task{}}
+	return &service{ns: ns, pub: pub, reaper: r, shutdown: shutdown, trim: newMemTrimmer(), tasks: map[string]*task{}}
 }
 
 // defaultRoot is where libcontainer keeps this namespace's containers, so
 // that `runmini --root /run/containerd/runmini/<ns> list` shows them.
 func defaultRoot(ns string) string { return filepath.Join("/run/containerd/runmini", ns) }
+
+func (s *service) taskCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.tasks)
+}
 
 func (s *service) task(id string) (*task, error) {
 	s.mu.Lock()
@@ -215,6 +222,9 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	s.mu.Lock()
 	s.tasks[r.ID] = t
 	s.mu.Unlock()
+	if s.taskCount() > 1 {
+		s.trim.soon()
+	}
 	s.pub.publish(topicCreate, &eventstypes.TaskCreate{
 		ContainerID: r.ID,
 		Bundle:      r.Bundle,
@@ -518,6 +528,9 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 	delete(s.tasks, t.id)
 	s.mu.Unlock()
 	resp := deleteResponse(p)
+	if s.taskCount() > 0 {
+		s.trim.soon()
+	}
 	s.pub.publish(topicDelete, &eventstypes.TaskDelete{
 		ContainerID: t.id, ID: t.id, Pid: resp.Pid, ExitStatus: resp.ExitStatus, ExitedAt: resp.ExitedAt,
 	})
@@ -775,10 +788,7 @@ func (s *service) Connect(ctx context.Context, r *taskapi.ConnectRequest) (*task
 }
 
 func (s *service) Shutdown(ctx context.Context, r *taskapi.ShutdownRequest) (*emptypb.Empty, error) {
-	s.mu.Lock()
-	n := len(s.tasks)
-	s.mu.Unlock()
-	if n == 0 {
+	if s.taskCount() == 0 {
 		// After the reply: containerd waits for it.
 		go s.shutdown()
 	}

@@ -197,8 +197,15 @@ func onPty(t *testing.T, c *testutil.Containerd, args ...string) (string, int) {
 		cmd.Process.Kill()
 		t.Fatalf("ctr %v did not exit; output %q", args, buf.String())
 	}
-	master.Close()
-	<-done
+	// Every slave fd is closed now (ctr exited, ours was closed after the
+	// start): the copy drains what is left and ends with EIO. Closing
+	// the master before that would drop the output.
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		master.Close()
+		<-done
+	}
 	return buf.String(), exit
 }
 
