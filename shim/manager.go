@@ -15,17 +15,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/api/types/runc/options"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/runmini/runmini/cgroups"
 	"github.com/runmini/runmini/libcontainer"
 	"github.com/runmini/runmini/mount"
 	"github.com/runmini/runmini/spec"
@@ -81,6 +84,7 @@ func socketPath(dir, address, ns, group string) string {
 // startInput is what containerd wrote on start's stdin.
 type startInput struct {
 	bootstrap *bootstrap.BootstrapParams // containerd 2.3+
+	options   *options.Options           // runc's options, when sent
 }
 
 // readStartInput tells containerd 2.3+'s BootstrapParams from the runtime
@@ -93,8 +97,26 @@ func readStartInput(r io.Reader, o *Opts) (*startInput, error) {
 	}
 	in := &startInput{}
 	var bp bootstrap.BootstrapParams
+	var opts *anypb.Any
 	if len(b) > 0 && proto.Unmarshal(b, &bp) == nil && bp.InstanceID == o.ID && bp.Namespace == o.Namespace {
 		in.bootstrap = &bp
+		for _, e := range bp.GetExtensions() {
+			if isRuncOptions(e.GetValue()) {
+				opts = e.GetValue()
+			}
+		}
+	} else if len(b) > 0 {
+		var a anypb.Any
+		if proto.Unmarshal(b, &a) == nil && isRuncOptions(&a) {
+			opts = &a
+		}
+	}
+	if opts != nil {
+		ro, err := runtimeOptions(opts)
+		if err != nil {
+			return nil, err
+		}
+		in.options = ro
 	}
 	return in, nil
 }
@@ -175,6 +197,14 @@ func Start(ctx context.Context, o *Opts, stdin io.Reader, stdout io.Writer) (ret
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start shim: %w", err)
 	}
+	if in.options != nil && in.options.ShimCgroup != "" {
+		// CRI's sandbox_cgroup: the shim is accounted to the pod.
+		if err := joinCgroup(in.options.ShimCgroup, cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return err
+		}
+	}
 	// The shim is on its own now; it is reparented once we exit.
 	cmd.Process.Release()
 	return reply()
@@ -227,6 +257,23 @@ func writeStartReply(w io.Writer, address string, bootstrapped bool) error {
 	}
 	_, err := io.WriteString(w, address)
 	return err
+}
+
+// joinCgroup moves pid into the existing cgroup path (runc's ShimCgroup
+// option), in every hierarchy.
+func joinCgroup(path string, pid int) error {
+	m, err := cgroups.New(cgroups.Config{Path: path})
+	if err != nil {
+		return fmt.Errorf("shim cgroup %s: %w", path, err)
+	}
+	if err := m.Apply(pid); err != nil {
+		return fmt.Errorf("join shim cgroup %s: %w", path, err)
+	}
+	return nil
+}
+
+func isRuncOptions(a *anypb.Any) bool {
+	return a != nil && strings.HasSuffix(a.GetTypeUrl(), "containerd.runc.v1.Options")
 }
 
 func isSpace(c byte) bool { return bytes.IndexByte([]byte(" \t\n\v\f\r"), c) >= 0 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -108,7 +107,7 @@ func runtimeOptions(a *anypb.Any) (*options.Options, error) {
 	if a == nil || len(a.GetValue()) == 0 && a.GetTypeUrl() == "" {
 		return o, nil
 	}
-	if !strings.HasSuffix(a.GetTypeUrl(), "containerd.runc.v1.Options") {
+	if !isRuncOptions(a) {
 		return nil, fmt.Errorf("runtime options of type %q: %w", a.GetTypeUrl(), errdefs.ErrInvalidArgument)
 	}
 	if err := a.UnmarshalTo(o); err != nil {
