@@ -64,11 +64,9 @@ var execCommand = &cli.Command{
 		}
 		var sigs chan os.Signal
 		if !detach {
-			var stop func()
-			if sigs, stop, err = foreground(); err != nil {
+			if sigs, err = foreground(); err != nil {
 				return err
 			}
-			defer stop()
 		}
 		n := c.Int("preserve-fds")
 		if n < 0 {
