@@ -375,21 +375,21 @@ func (s *service) initExited(t *task, e reaper.Exit) {
 			<-x.exited
 		}
 	}
-	p.mu.Lock()
-	p.setExited(e)
-	s.pub.publish(topicExit, &eventstypes.TaskExit{
-		ContainerID: t.id, ID: t.id, Pid: uint32(e.Pid),
-		ExitStatus: uint32(e.Status), ExitedAt: timestamppb.New(e.At),
-	})
-	p.mu.Unlock()
-	p.closeStdio()
+	s.exited(t, p, e)
 }
 
-func (s *service) execExited(t *task, p *process, e reaper.Exit) {
+// exited records p's exit and publishes it (under p.mu, so after the
+// create or start event of p), then releases its IO. The init's id in the
+// event is the container's.
+func (s *service) exited(t *task, p *process, e reaper.Exit) {
+	id := p.execID
+	if id == "" {
+		id = t.id
+	}
 	p.mu.Lock()
 	p.setExited(e)
 	s.pub.publish(topicExit, &eventstypes.TaskExit{
-		ContainerID: t.id, ID: p.execID, Pid: uint32(e.Pid),
+		ContainerID: t.id, ID: id, Pid: uint32(e.Pid),
 		ExitStatus: uint32(e.Status), ExitedAt: timestamppb.New(e.At),
 	})
 	p.mu.Unlock()
@@ -441,7 +441,7 @@ func (s *service) startExec(ctx context.Context, t *task, p *process) error {
 		}
 		pid = proc.Pid
 		return pid, func() { unix.Kill(pid, unix.SIGKILL) }, nil
-	}, func(e reaper.Exit) { s.execExited(t, p, e) })
+	}, func(e reaper.Exit) { s.exited(t, p, e) })
 	if err != nil {
 		return err
 	}
