@@ -235,6 +235,26 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	return &taskapi.CreateTaskResponse{Pid: uint32(pid)}, nil
 }
 
+// unknownExitStatus is containerd's status for an exit that never
+// happened.
+const unknownExitStatus = 255
+
+// abandonExecs ends the execs that were never started when their task is
+// deleted, so that their waiters get an answer.
+func (t *task) abandonExecs() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, x := range t.execs {
+		x.mu.Lock()
+		if x.state == stateCreated {
+			x.setExited(reaper.Exit{Pid: 0, Status: unknownExitStatus, At: time.Now()})
+			x.state = stateDeleted
+		}
+		x.mu.Unlock()
+		delete(t.execs, id)
+	}
+}
+
 // createError gives libcontainer's errors containerd's codes.
 func createError(err error) error {
 	if errors.Is(err, libcontainer.ErrExist) {
@@ -523,6 +543,7 @@ func (s *service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 	}
 	os.Remove(filepath.Join(t.bundle, optionsFile))
 	p.state = stateDeleted
+	t.abandonExecs()
 	s.mu.Lock()
 	delete(s.tasks, t.id)
 	s.mu.Unlock()

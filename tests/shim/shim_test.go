@@ -829,3 +829,78 @@ func TestShimCgroupOption(t *testing.T) {
 		}
 	}
 }
+
+// A pod's shim lives through many tasks: each one's fds (pidfds, IO,
+// console, OOM eventfd, cgroup handles) and goroutine-held files go with
+// its Delete.
+func TestNoFdLeakAcrossTasks(t *testing.T) {
+	t.Parallel()
+	sandbox := testutil.ID(t)
+	ann := func(s *specs.Spec) {
+		s.Process.Args = []string{"sleep", "100"}
+		s.Annotations = map[string]string{"io.kubernetes.cri.sandbox-id": sandbox}
+	}
+	keep := testutil.Bundle(t, ann)
+	e := startShim(t, keep, sandbox)
+	e.createStarted(sandbox, keep)
+	countFDs := func() int {
+		ents, err := os.ReadDir("/proc/" + strconv.Itoa(e.pid) + "/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	cycle := func() {
+		id := testutil.ID(t)
+		b := testutil.Bundle(t, ann)
+		e.runStart(b, id, nil)
+		e.createStarted(id, b)
+		p := &specs.Process{Args: []string{"true"}, Cwd: "/"}
+		if _, err := e.client.Exec(ctx(t), &taskapi.ExecProcessRequest{ID: id, ExecID: "x", Spec: processAny(t, p)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id, ExecID: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		e.client.Wait(ctx(t), &taskapi.WaitRequest{ID: id, ExecID: "x"})
+		e.client.Delete(ctx(t), &taskapi.DeleteRequest{ID: id, ExecID: "x"})
+		// One exec left unstarted: a Delete of the task must answer its
+		// waiters too.
+		if _, err := e.client.Exec(ctx(t), &taskapi.ExecProcessRequest{ID: id, ExecID: "never", Spec: processAny(t, p)}); err != nil {
+			t.Fatal(err)
+		}
+		waited := make(chan error, 1)
+		go func() {
+			_, err := e.client.Wait(ctx(t), &taskapi.WaitRequest{ID: id, ExecID: "never"})
+			waited <- err
+		}()
+		e.client.Kill(ctx(t), &taskapi.KillRequest{ID: id, Signal: 9})
+		e.deleteTask(id)
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Wait for an exec never started did not return after the task was deleted")
+		}
+	}
+	cycle() // the first one opens what the shim keeps for good
+	before := countFDs()
+	for i := 0; i < 10; i++ {
+		cycle()
+	}
+	// Exits and closes are asynchronous to the replies: give them a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for countFDs() > before && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if after := countFDs(); after > before {
+		ents, _ := os.ReadDir("/proc/" + strconv.Itoa(e.pid) + "/fd")
+		var links []string
+		for _, ent := range ents {
+			l, _ := os.Readlink("/proc/" + strconv.Itoa(e.pid) + "/fd/" + ent.Name())
+			links = append(links, ent.Name()+"->"+l)
+		}
+		t.Errorf("shim fds: %d before 10 tasks, %d after: %v", before, after, links)
+	}
+	e.client.Kill(ctx(t), &taskapi.KillRequest{ID: sandbox, Signal: 9})
+	e.deleteTask(sandbox)
+}
