@@ -294,6 +294,7 @@ func Delete(ctx context.Context, o *Opts, stdout io.Writer) error {
 		fmt.Fprintf(os.Stderr, "%v\n", err)
 	}
 	os.Remove(filepath.Join(o.Bundle, optionsFile))
+	removeDeadSocket(o.Bundle)
 	b, err := proto.Marshal(&taskapi.DeleteResponse{
 		Pid:        uint32(pid),
 		ExitStatus: 128 + uint32(unix.SIGKILL),
@@ -304,6 +305,25 @@ func Delete(ctx context.Context, o *Opts, stdout io.Writer) error {
 	}
 	_, err = stdout.Write(b)
 	return err
+}
+
+// removeDeadSocket removes the socket of the bundle's shim when no shim
+// serves it any more (it was killed): a live one (the rest of a pod) is
+// left alone.
+func removeDeadSocket(bundle string) {
+	b, err := os.ReadFile(filepath.Join(bundle, "address"))
+	if err != nil {
+		return
+	}
+	path := strings.TrimPrefix(strings.TrimSpace(string(b)), "unix://")
+	if !strings.HasPrefix(path, "/") {
+		return
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return
+	}
+	os.Remove(path)
 }
 
 // Info is `-info`: the RuntimeInfo containerd asks for, with the runtime's
