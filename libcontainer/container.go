@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -20,6 +21,13 @@ type Container struct {
 	root string // the runtime's --root
 	dir  string // <root>/<id>
 	st   *persisted
+
+	// cg is the container's cgroup, loaded once from st.CgroupPaths (or
+	// the one Create made): Status, exec, pause and the shim's stats and
+	// OOM watch all use the same Manager.
+	cgOnce sync.Once
+	cg     cgroups.Manager
+	cgErr  error
 }
 
 // Load opens an existing container. A missing one is ErrNotExist.
@@ -80,6 +88,11 @@ func (c *Container) ID() string          { return c.st.ID }
 func (c *Container) Pid() int            { return c.st.InitPid }
 func (c *Container) Bundle() string      { return c.st.Bundle }
 func (c *Container) Config() *specs.Spec { return c.st.Config }
+
+// PrivatePidNS tells whether the container's init is pid 1 of a pid
+// namespace of its own, whose death takes every other process with it;
+// otherwise they must be killed one by one.
+func (c *Container) PrivatePidNS() bool { return c.st.PrivatePidNS }
 
 // Status computes the state from the live init process.
 func (c *Container) Status() Status {
@@ -151,10 +164,12 @@ func (c *Container) requireCgroup(op string) (cgroups.Manager, error) {
 }
 
 func (c *Container) cgroup() (cgroups.Manager, error) {
-	if len(c.st.CgroupPaths) == 0 {
-		return nil, nil
-	}
-	return cgroups.Load(c.st.CgroupPaths, "")
+	c.cgOnce.Do(func() {
+		if len(c.st.CgroupPaths) > 0 {
+			c.cg, c.cgErr = cgroups.Load(c.st.CgroupPaths, "")
+		}
+	})
+	return c.cg, c.cgErr
 }
 
 // Cgroup is the container's cgroup, for callers that read its statistics

@@ -161,6 +161,7 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 		Config:       s,
 	}
 	c = &Container{root: o.Root, dir: dir, st: st}
+	c.cgOnce.Do(func() { c.cg = cg })
 
 	proc, err = c.startInit(ctx, o, cg, plan, createCgroup)
 	if err != nil {

@@ -37,7 +37,8 @@ import (
 // Name is the runtime type containerd knows this shim by.
 const Name = "io.containerd.mini.v2"
 
-// Version is set by the build.
+// Version is what -v and -info report; a release build sets it with
+// -ldflags "-X github.com/runmini/runmini/shim.Version=...".
 var Version = "dev"
 
 // Opts are the flags containerd passes to every invocation.

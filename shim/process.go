@@ -119,14 +119,6 @@ func (p *process) isExited() bool {
 	}
 }
 
-// exitedAt is the exit time, zero while the process runs.
-func (p *process) exitedAt() time.Time {
-	if !p.isExited() {
-		return time.Time{}
-	}
-	return p.exit.At
-}
-
 // drainIO lets a terminal's last output reach its reader before a Delete
 // goes on (at most d). Called without mu.
 func (p *process) drainIO(d time.Duration) {

@@ -47,11 +47,9 @@ type service struct {
 // task is one container: its init and its execs.
 type task struct {
 	id, bundle string
-	root       string // libcontainer's state root
 	c          *libcontainer.Container
 	init       *process
 	rootfs     string // where we mounted the request's rootfs; "" if none
-	sharedPID  bool   // no pid namespace of its own
 	stopOOM    func()
 
 	mu    sync.Mutex
@@ -150,16 +148,22 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	root := defaultRoot(s.ns)
 	if opts.Root != "" {
 		root = filepath.Join(opts.Root, s.ns)
-	}
-	if err := writeOptions(r.Bundle, root); err != nil {
-		return nil, err
+		// Only a root other than the default needs recording for `delete`.
+		if err := writeOptions(r.Bundle, root); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if retErr != nil {
+				os.Remove(filepath.Join(r.Bundle, optionsFile))
+			}
+		}()
 	}
 	sp, err := spec.Load(r.Bundle)
 	if err != nil {
-		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("task %s: bundle %s: %v: %w", r.ID, r.Bundle, err, errdefs.ErrInvalidArgument)
 	}
 
-	t := &task{id: r.ID, bundle: r.Bundle, root: root, execs: map[string]*process{}}
+	t := &task{id: r.ID, bundle: r.Bundle, execs: map[string]*process{}}
 	if len(r.Rootfs) > 0 {
 		t.rootfs = filepath.Join(r.Bundle, "rootfs")
 		ms := make([]mount.HostMount, len(r.Rootfs))
@@ -179,10 +183,8 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 		}()
 	}
 	if err := spec.Validate(sp, r.Bundle); err != nil {
-		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("task %s: bundle %s: %v: %w", r.ID, r.Bundle, err, errdefs.ErrInvalidArgument)
 	}
-	_, hasPidNS := spec.HasNamespace(sp, specs.PIDNamespace)
-	t.sharedPID = !hasPidNS
 	if sp.Process != nil {
 		sp.Process.Terminal = r.Terminal
 	}
@@ -378,7 +380,7 @@ func (s *service) initExited(t *task, e reaper.Exit) {
 	// Wait for a Create or Start in flight to publish its event.
 	p.mu.Lock()
 	p.mu.Unlock()
-	if t.sharedPID {
+	if !t.c.PrivatePidNS() {
 		t.c.Signal(unix.SIGKILL, true)
 	}
 	t.mu.Lock()

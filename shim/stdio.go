@@ -87,9 +87,10 @@ func openStdio(cfg stdioConfig, ns, id string) (_ *stdio, retErr error) {
 	return s, nil
 }
 
-func (s *stdio) openStdin(path string) error {
-	if u, err := url.Parse(path); err == nil && u.Scheme != "" && u.Scheme != "fifo" {
-		return fmt.Errorf("stdin %q: only a fifo can be stdin", path)
+func (s *stdio) openStdin(uri string) error {
+	path, scheme := splitIOURI(uri)
+	if scheme != "" {
+		return fmt.Errorf("stdin %q: only a fifo can be stdin", uri)
 	}
 	// O_RDWR never blocks on a fifo: hold a writer first, then the reader
 	// cannot see EOF until both we and containerd have closed ours.
@@ -121,20 +122,30 @@ func openOutput(p string) (*os.File, error) {
 	if p == "" {
 		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	}
-	u, err := url.Parse(p)
-	if err == nil && u.Scheme == "file" {
-		if err := os.MkdirAll(filepath.Dir(u.Path), 0o755); err != nil {
+	path, scheme := splitIOURI(p)
+	switch scheme {
+	case "":
+		return os.OpenFile(path, os.O_RDWR, 0)
+	case "file":
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, err
 		}
-		return os.OpenFile(u.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	}
-	if err == nil && u.Scheme != "" && u.Scheme != "fifo" {
-		return nil, fmt.Errorf("unsupported IO URI scheme %q", u.Scheme)
+	return nil, fmt.Errorf("unsupported IO URI scheme %q (fifo paths, file:// and binary:// are)", scheme)
+}
+
+// splitIOURI splits an IO target as containerd names it: a fifo's path
+// (plain or fifo://) gives scheme "", anything else its URI scheme.
+func splitIOURI(p string) (path, scheme string) {
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme == "" {
+		return p, ""
 	}
-	if err == nil && u.Scheme == "fifo" {
-		p = u.Path
+	if u.Scheme == "fifo" {
+		return u.Path, ""
 	}
-	return os.OpenFile(p, os.O_RDWR, 0)
+	return u.Path, u.Scheme
 }
 
 // startLogger runs a containerd logging binary: it reads the process's
@@ -190,6 +201,10 @@ func (s *stdio) startLogger(u *url.URL, ns, id string) (retErr error) {
 	readyR.SetReadDeadline(time.Now().Add(loggerReadyTimeout))
 	b := make([]byte, 1)
 	n, err := readyR.Read(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		cmd.Process.Kill()
+		return fmt.Errorf("logging binary %s did not close or write its ready fd (3rd extra fd) within %v", u.Path, loggerReadyTimeout)
+	}
 	if err != nil && err != io.EOF {
 		cmd.Process.Kill()
 		return fmt.Errorf("logging binary %s: %w", u.Path, err)
