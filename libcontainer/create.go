@@ -157,7 +157,7 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 		Rootfs:       o.Rootfs,
 		Created:      time.Now().UTC(),
 		CgroupPaths:  cg.Paths(),
-		PrivatePidNS: plan.has[specs.PIDNamespace],
+		PrivatePidNS: plan.private[specs.PIDNamespace],
 		Config:       s,
 	}
 	c = &Container{root: o.Root, dir: dir, st: st}
