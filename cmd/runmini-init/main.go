@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"os"
 
+	// Maps the heap it is about to use in one go (see the package).
+	_ "github.com/runmini/runmini/internal/prefault"
 	"github.com/runmini/runmini/libcontainer/initproc"
 )
 

@@ -31,7 +31,7 @@ var createCommand = &cli.Command{
 			return err
 		}
 		// Not in the foreground: never a tty proxy to close.
-		_, _, _, err := createContainer(c, false)
+		_, _, _, err := createContainer(c, false, nil)
 		return err
 	},
 }
@@ -40,7 +40,9 @@ var createCommand = &cli.Command{
 // container. Nothing is created before the input has been checked. In the
 // foreground, a terminal container without --console-socket gets its pty
 // through a ttyProxy (returned; the caller attaches and closes it).
-func createContainer(c *cli.Context, foreground bool) (_ *libcontainer.Container, _ *libcontainer.Process, tty *ttyProxy, retErr error) {
+// beforeCreate, when not nil, runs once the spec is read and checked, just
+// before anything is made.
+func createContainer(c *cli.Context, foreground bool, beforeCreate func()) (_ *libcontainer.Container, _ *libcontainer.Process, tty *ttyProxy, retErr error) {
 	id, err := containerID(c)
 	if err != nil {
 		return nil, nil, nil, err
@@ -80,6 +82,9 @@ func createContainer(c *cli.Context, foreground bool) (_ *libcontainer.Container
 			}
 		}()
 		consoleSocket = tty.path()
+	}
+	if beforeCreate != nil {
+		beforeCreate()
 	}
 	ctr, proc, err := libcontainer.Create(c.Context, &libcontainer.CreateOpts{
 		Root:          root,

@@ -37,6 +37,14 @@ var execCommand = &cli.Command{
 		if err := checkArgs(c, 1, false); err != nil {
 			return err
 		}
+		detach := c.Bool("detach")
+		var fwd *forwarder
+		if !detach {
+			var err error
+			if fwd, err = foreground(); err != nil {
+				return err
+			}
+		}
 		ctr, err := getContainer(c)
 		if err != nil {
 			return err
@@ -49,7 +57,6 @@ var execCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		detach := c.Bool("detach")
 		consoleSocket := c.String("console-socket")
 		var tty *ttyProxy
 		if p.Terminal && consoleSocket == "" {
@@ -62,16 +69,11 @@ var execCommand = &cli.Command{
 			defer tty.close()
 			consoleSocket = tty.path()
 		}
-		var sigs chan os.Signal
-		if !detach {
-			if sigs, err = foreground(); err != nil {
-				return err
-			}
-		}
 		n := c.Int("preserve-fds")
 		if n < 0 {
 			return fmt.Errorf("invalid --preserve-fds %d", n)
 		}
+		fwd.wait()
 		proc, err := ctr.Exec(c.Context, &libcontainer.ExecOpts{
 			Process:       p,
 			ConsoleSocket: consoleSocket,
@@ -94,7 +96,7 @@ var execCommand = &cli.Command{
 				return err
 			}
 		}
-		return exitStatus(waitForeground(proc, sigs, tty))
+		return exitStatus(waitForeground(proc, fwd.sigs, tty))
 	},
 }
 

@@ -12,6 +12,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
+	// Maps the heap it is about to use in one go (see the package).
+	_ "github.com/runmini/runmini/internal/prefault"
 	"github.com/runmini/runmini/libcontainer/initproc"
 	// The built-in init may have to join namespaces: link the constructor.
 	_ "github.com/runmini/runmini/libcontainer/nsenter"

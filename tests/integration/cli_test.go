@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -606,4 +607,65 @@ func cliHasKeyring(keys, name string) bool {
 		}
 	}
 	return false
+}
+
+// trapScript reports each signal it gets: USR1 is noted, TERM ends it with 7.
+const trapScript = "trap 'echo usr1' USR1; trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"
+
+// cliForwardsSignals starts cmd (a foreground run or exec of trapScript),
+// signals the runmini process itself and checks the container process got
+// each signal: runmini catches signals while it sets up, so this also
+// checks it has caught them all by the time the process runs.
+func cliForwardsSignals(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	out := cliTempFile(t)
+	cmd.Stdout, cmd.Stderr = out, cliTempFile(t)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	printed := func() string {
+		b := make([]byte, 256)
+		n, _ := out.ReadAt(b, 0)
+		return string(b[:n])
+	}
+	cliWaitFor(t, "the process to set its traps", func() bool { return printed() == "ready\n" })
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	cliWaitFor(t, "SIGUSR1 to reach the process", func() bool { return printed() == "ready\nusr1\n" })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(cliWait):
+		t.Fatalf("%v did not exit after SIGTERM; printed %q", cmd.Args, printed())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 7 || printed() != "ready\nusr1\nterm\n" {
+		t.Errorf("%v: exit %d, printed %q; want 7 and ready, usr1, term", cmd.Args, code, printed())
+	}
+}
+
+func TestRunForwardsSignals(t *testing.T) {
+	t.Parallel()
+	bundle := testutil.Bundle(t, func(s *specs.Spec) { s.Process.Args = []string{"sh", "-c", trapScript} })
+	id := testutil.ID(t)
+	cliForwardsSignals(t, testutil.Runtime(t).Command("run", "--bundle", bundle, id))
+	cliNothingLeft(t, id, bundle, "")
+}
+
+func TestExecForwardsSignals(t *testing.T) {
+	t.Parallel()
+	id := execContainer(t)
+	cliForwardsSignals(t, testutil.Runtime(t).Command("exec", id, "sh", "-c", trapScript))
 }
