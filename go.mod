@@ -3,7 +3,6 @@ module github.com/runmini/runmini
 go 1.26.0
 
 require (
-	github.com/cilium/ebpf v0.16.0
 	github.com/containerd/cgroups/v3 v3.1.3
 	github.com/containerd/console v1.0.5
 	github.com/containerd/containerd/api v1.12.0
@@ -25,7 +24,8 @@ require (
 )
 
 require (
-	github.com/containerd/fifo v1.1.0 // indirect
+	cyphar.com/go-pathrs v0.2.5 // indirect
+	github.com/cilium/ebpf v0.16.0 // indirect
 	github.com/containerd/log v0.1.0 // indirect
 	github.com/coreos/go-systemd/v22 v22.5.0 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runmini/runmini/cgroups/internal/cgtest"
 )
 
 // Benchmarks of the setup path against a fake cgroupfs: they measure our
@@ -13,11 +15,11 @@ import (
 
 func benchResources() *specs.LinuxResources {
 	return &specs.LinuxResources{
-		Memory: &specs.LinuxMemory{Limit: ptr(int64(256 << 20)), Swap: ptr(int64(512 << 20)), Reservation: ptr(int64(128 << 20))},
-		CPU:    &specs.LinuxCPU{Shares: ptr(uint64(512)), Quota: ptr(int64(50000)), Period: ptr(uint64(100000)), Cpus: "0-1", Mems: "0"},
-		Pids:   &specs.LinuxPids{Limit: ptr(int64(1024))},
+		Memory: &specs.LinuxMemory{Limit: cgtest.Ptr(int64(256 << 20)), Swap: cgtest.Ptr(int64(512 << 20)), Reservation: cgtest.Ptr(int64(128 << 20))},
+		CPU:    &specs.LinuxCPU{Shares: cgtest.Ptr(uint64(512)), Quota: cgtest.Ptr(int64(50000)), Period: cgtest.Ptr(uint64(100000)), Cpus: "0-1", Mems: "0"},
+		Pids:   &specs.LinuxPids{Limit: cgtest.Ptr(int64(1024))},
 		BlockIO: &specs.LinuxBlockIO{
-			Weight:                ptr(uint16(500)),
+			Weight:                cgtest.Ptr(uint16(500)),
 			ThrottleReadBpsDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 1 << 20}},
 		},
 		HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 4 << 20}},
@@ -26,7 +28,7 @@ func benchResources() *specs.LinuxResources {
 
 func BenchmarkNewV1(b *testing.B) {
 	root := b.TempDir()
-	fakeV1(b, root, "/ctr")
+	cgtest.FakeV1(b, root, "/ctr")
 	c := Config{Path: "/ctr", Root: root, Mode: ModeV1, Resources: benchResources()}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -38,9 +40,9 @@ func BenchmarkNewV1(b *testing.B) {
 
 func BenchmarkCreateV1(b *testing.B) {
 	root := b.TempDir()
-	fakeV1(b, root, "/ctr")
+	cgtest.FakeV1(b, root, "/ctr")
 	r := benchResources()
-	r.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}, {Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "rwm"}}
+	r.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}, {Allow: true, Type: "c", Major: cgtest.Ptr(int64(1)), Minor: cgtest.Ptr(int64(3)), Access: "rwm"}}
 	c := Config{Path: "/ctr", Root: root, Mode: ModeV1, Resources: r}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -56,7 +58,7 @@ func BenchmarkCreateV1(b *testing.B) {
 
 func BenchmarkCreateV2(b *testing.B) {
 	root := b.TempDir()
-	fakeV2(b, root, "/pod/ctr", v2Controllers)
+	cgtest.FakeV2(b, root, "/pod/ctr", cgtest.V2Controllers)
 	c := Config{Path: "/pod/ctr", Root: root, Mode: ModeV2, Resources: benchResources()}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -73,7 +75,7 @@ func BenchmarkCreateV2(b *testing.B) {
 
 func BenchmarkSetV2(b *testing.B) {
 	root := b.TempDir()
-	fakeV2(b, root, "/ctr", v2Controllers)
+	cgtest.FakeV2(b, root, "/ctr", cgtest.V2Controllers)
 	m, err := New(Config{Path: "/ctr", Root: root, Mode: ModeV2})
 	if err != nil {
 		b.Fatal(err)
@@ -85,7 +87,7 @@ func BenchmarkSetV2(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if got := readFile(b, filepath.Join(root, "ctr", "memory.max")); got != "268435456" {
+	if got := cgtest.ReadFile(b, filepath.Join(root, "ctr", "memory.max")); got != "268435456" {
 		b.Fatalf("memory.max = %q", got)
 	}
 }

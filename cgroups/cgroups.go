@@ -1,6 +1,9 @@
 // Package cgroups places a container in its control groups and applies the OCI
-// resources to them on cgroup v1, v2 and hybrid hosts, through
-// github.com/containerd/cgroups/v3.
+// resources to them on cgroup v1, v2 and hybrid hosts. It asks
+// github.com/containerd/cgroups/v3 how the host is laid out and writes the
+// control files itself; the statistics, which need that library's
+// protobuf messages, are in package cgroups/stats, off runmini's start
+// path (see there).
 //
 // Only the cgroupfs driver exists: runmini never talks to systemd. A
 // cgroupsPath in systemd's "slice:prefix:name" form is refused with
@@ -13,7 +16,6 @@ import (
 	"fmt"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"google.golang.org/protobuf/proto"
 )
 
 // Config names a container's cgroup and the resources to apply to it.
@@ -109,10 +111,12 @@ type Manager interface {
 	Frozen() (bool, error)
 	// Pids lists every process in the cgroup and its descendants.
 	Pids() ([]int, error)
-	// Stats returns the cgroup's metrics as the protobuf message
-	// containerd's task metrics carry: cgroup1/stats.Metrics on v1 and
-	// hybrid hosts, cgroup2/stats.Metrics on v2 (see manager.Stats).
-	Stats() (proto.Message, error)
+	// Mode is how the container's cgroup is laid out: v1, hybrid or v2.
+	Mode() Mode
+	// Root is where cgroupfs is mounted (Config.Root, /sys/fs/cgroup by
+	// default). Mode, Root and Paths tell package cgroups/stats where to
+	// read the container's metrics.
+	Root() string
 	// Paths maps each controller (v1) or "" (v2 unified) to the absolute
 	// host directory of the container's cgroup; it is saved in state.json
 	// and given to Load. The rootfs code uses it for cgroup mounts.

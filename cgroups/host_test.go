@@ -1,8 +1,6 @@
 package cgroups
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -13,21 +11,14 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/runmini/runmini/cgroups/internal/cgtest"
 )
 
 // Tests on the real cgroupfs of the host. They need root; each uses its
 // own cgroup name and checks it left no directory behind.
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("creating cgroups needs root")
-	}
-}
 
 func hostMode(t *testing.T) Mode {
 	t.Helper()
@@ -36,36 +27,6 @@ func hostMode(t *testing.T) Mode {
 		t.Skipf("no cgroup filesystem on this host: %v", err)
 	}
 	return mode
-}
-
-func uniqueName(t *testing.T) string {
-	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("runmini-test-%d-%s", os.Getpid(), hex.EncodeToString(b))
-}
-
-// startSleep starts a sleep that the test kills and reaps on cleanup.
-func startSleep(t *testing.T) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command("sleep", "60")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	return cmd
-}
-
-func stopProcess(t *testing.T, cmd *exec.Cmd) {
-	t.Helper()
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
 }
 
 // destroyAndCheck destroys through a Manager reopened by Load, as the
@@ -91,7 +52,7 @@ func destroyAndCheck(t *testing.T, paths map[string]string, root string) {
 func procCgroups(t *testing.T, pid int) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(readFile(t, fmt.Sprintf("/proc/%d/cgroup", pid))), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(cgtest.ReadFile(t, fmt.Sprintf("/proc/%d/cgroup", pid))), "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		for _, c := range strings.Split(parts[1], ",") {
 			out[c] = parts[2]
@@ -101,20 +62,20 @@ func procCgroups(t *testing.T, pid int) map[string]string {
 }
 
 func TestHostV1AndHybrid(t *testing.T) {
-	requireRoot(t)
+	cgtest.RequireRoot(t)
 	mode := hostMode(t)
 	if mode != ModeV1 && mode != ModeHybrid {
 		t.Skipf("host cgroups are %v; TestHostV2 covers them", mode)
 	}
-	name := uniqueName(t)
+	name := cgtest.UniqueName(t)
 	res := &specs.LinuxResources{
-		Memory: &specs.LinuxMemory{Limit: ptr(int64(64 << 20))},
-		CPU:    &specs.LinuxCPU{Shares: ptr(uint64(512)), Quota: ptr(int64(50000)), Period: ptr(uint64(100000)), Cpus: "0", Mems: "0"},
-		Pids:   &specs.LinuxPids{Limit: ptr(int64(64))},
+		Memory: &specs.LinuxMemory{Limit: cgtest.Ptr(int64(64 << 20))},
+		CPU:    &specs.LinuxCPU{Shares: cgtest.Ptr(uint64(512)), Quota: cgtest.Ptr(int64(50000)), Period: cgtest.Ptr(uint64(100000)), Cpus: "0", Mems: "0"},
+		Pids:   &specs.LinuxPids{Limit: cgtest.Ptr(int64(64))},
 		Devices: []specs.LinuxDeviceCgroup{
 			{Allow: false, Access: "rwm"},
-			{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "rwm"},
-			{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(5)), Access: "rwm"},
+			{Allow: true, Type: "c", Major: cgtest.Ptr(int64(1)), Minor: cgtest.Ptr(int64(3)), Access: "rwm"},
+			{Allow: true, Type: "c", Major: cgtest.Ptr(int64(1)), Minor: cgtest.Ptr(int64(5)), Access: "rwm"},
 		},
 	}
 	m, err := New(Config{ID: name, Path: "/" + name, Resources: res})
@@ -133,7 +94,7 @@ func TestHostV1AndHybrid(t *testing.T) {
 		t.Errorf("FD() = %d, want -1 on %v", m.FD(), mode)
 	}
 
-	cmd := startSleep(t)
+	cmd := cgtest.StartSleep(t)
 	pid := cmd.Process.Pid
 	if err := m.Apply(pid); err != nil {
 		t.Fatal(err)
@@ -154,7 +115,7 @@ func TestHostV1AndHybrid(t *testing.T) {
 		"devices/devices.list":         "c 1:3 rwm\nc 1:5 rwm\n",
 	} {
 		ctrl, f, _ := strings.Cut(file, "/")
-		if got := readFile(t, filepath.Join(paths[ctrl], f)); strings.TrimSpace(got) != strings.TrimSpace(want) {
+		if got := cgtest.ReadFile(t, filepath.Join(paths[ctrl], f)); strings.TrimSpace(got) != strings.TrimSpace(want) {
 			t.Errorf("%s = %q, want %q", file, got, want)
 		}
 	}
@@ -166,7 +127,7 @@ func TestHostV1AndHybrid(t *testing.T) {
 	if err := m.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(readFile(t, filepath.Join(paths["freezer"], "freezer.state"))); got != "FROZEN" {
+	if got := strings.TrimSpace(cgtest.ReadFile(t, filepath.Join(paths["freezer"], "freezer.state"))); got != "FROZEN" {
 		t.Errorf("freezer.state = %q after Freeze", got)
 	}
 	if f, err := m.Frozen(); err != nil || !f {
@@ -194,19 +155,19 @@ func TestHostV1AndHybrid(t *testing.T) {
 	m.(*manager).files.trace = nil
 
 	// runc update: raise the limit, with swap where the kernel accounts it.
-	upd := &specs.LinuxMemory{Limit: ptr(int64(128 << 20))}
+	upd := &specs.LinuxMemory{Limit: cgtest.Ptr(int64(128 << 20))}
 	memsw := exists(filepath.Join(paths["memory"], "memory.memsw.limit_in_bytes"))
 	if memsw {
-		upd.Swap = ptr(int64(256 << 20))
+		upd.Swap = cgtest.Ptr(int64(256 << 20))
 	}
 	if err := m.Set(&specs.LinuxResources{Memory: upd}); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(readFile(t, filepath.Join(paths["memory"], "memory.limit_in_bytes"))); got != "134217728" {
+	if got := strings.TrimSpace(cgtest.ReadFile(t, filepath.Join(paths["memory"], "memory.limit_in_bytes"))); got != "134217728" {
 		t.Errorf("memory.limit_in_bytes = %s after Set", got)
 	}
 	if memsw {
-		if got := strings.TrimSpace(readFile(t, filepath.Join(paths["memory"], "memory.memsw.limit_in_bytes"))); got != "268435456" {
+		if got := strings.TrimSpace(cgtest.ReadFile(t, filepath.Join(paths["memory"], "memory.memsw.limit_in_bytes"))); got != "268435456" {
 			t.Errorf("memory.memsw.limit_in_bytes = %s after Set", got)
 		}
 	}
@@ -219,19 +180,19 @@ func TestHostV1AndHybrid(t *testing.T) {
 			}
 		}
 	}
-	stopProcess(t, cmd)
+	cgtest.StopProcess(t, cmd)
 	destroyAndCheck(t, paths, "")
 }
 
 func TestHostRelativePath(t *testing.T) {
-	requireRoot(t)
+	cgtest.RequireRoot(t)
 	if mode := hostMode(t); mode == ModeV2 {
 		// Under a v2 hierarchy a relative cgroup below our own would
 		// break the no-internal-processes rule for our cgroup's
 		// controllers; the v1 case is the interesting one here.
 		t.Skip("host is cgroup v2")
 	}
-	name := uniqueName(t)
+	name := cgtest.UniqueName(t)
 	m, err := New(Config{Path: name})
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +224,7 @@ func TestHostRelativePath(t *testing.T) {
 // v2 host, the unified mount on a hybrid one (which here offers only
 // hugetlb, so limits are chosen from what it offers).
 func TestHostV2(t *testing.T) {
-	requireRoot(t)
+	cgtest.RequireRoot(t)
 	root := defaultRoot
 	switch hostMode(t) {
 	case ModeHybrid:
@@ -276,10 +237,10 @@ func TestHostV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := uniqueName(t)
+	name := cgtest.UniqueName(t)
 	nullOnly := []specs.LinuxDeviceCgroup{
 		{Allow: false, Access: "rwm"},
-		{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "rwm"},
+		{Allow: true, Type: "c", Major: cgtest.Ptr(int64(1)), Minor: cgtest.Ptr(int64(3)), Access: "rwm"},
 	}
 	res := &specs.LinuxResources{Devices: nullOnly}
 	want := map[string]string{}
@@ -288,11 +249,11 @@ func TestHostV2(t *testing.T) {
 		want["hugetlb.2MB.max"] = "4194304"
 	}
 	if avail["pids"] {
-		res.Pids = &specs.LinuxPids{Limit: ptr(int64(32))}
+		res.Pids = &specs.LinuxPids{Limit: cgtest.Ptr(int64(32))}
 		want["pids.max"] = "32"
 	}
 	if avail["memory"] {
-		res.Memory = &specs.LinuxMemory{Limit: ptr(int64(64 << 20))}
+		res.Memory = &specs.LinuxMemory{Limit: cgtest.Ptr(int64(64 << 20))}
 		want["memory.max"] = "67108864"
 	}
 	m, err := New(Config{Path: "/" + name, Root: root, Mode: ModeV2, Resources: res})
@@ -305,7 +266,7 @@ func TestHostV2(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = m.Destroy() })
 	for f, v := range want {
-		if got := strings.TrimSpace(readFile(t, filepath.Join(dir, f))); got != v {
+		if got := strings.TrimSpace(cgtest.ReadFile(t, filepath.Join(dir, f))); got != v {
 			t.Errorf("%s = %q, want %q", f, got, v)
 		}
 	}
@@ -331,7 +292,7 @@ func TestHostV2(t *testing.T) {
 		t.Errorf("denied device: %v, want EPERM", err)
 	}
 
-	cmd := startSleep(t)
+	cmd := cgtest.StartSleep(t)
 	pid := cmd.Process.Pid
 	if err := m.Apply(pid); err != nil {
 		t.Fatal(err)
@@ -361,26 +322,26 @@ func TestHostV2(t *testing.T) {
 
 	// Set replaces the device filter rather than stacking another one.
 	withZero := append(append([]specs.LinuxDeviceCgroup{}, nullOnly...),
-		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(5)), Access: "rwm"})
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: cgtest.Ptr(int64(1)), Minor: cgtest.Ptr(int64(5)), Access: "rwm"})
 	if err := m.Set(&specs.LinuxResources{Devices: withZero}); err != nil {
 		t.Fatal(err)
 	}
 	if err := runIn("head", "-c1", "/dev/zero"); err != nil {
 		t.Errorf("device allowed by Set: %v", err)
 	}
-	q, err := link.QueryPrograms(link.QueryOptions{Target: fd, Attach: ebpf.AttachCGroupDevice})
+	progs, err := attachedDevicePrograms(fd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(q.Programs) != 1 {
-		t.Errorf("%d device programs attached after Set, want 1", len(q.Programs))
+	if len(progs) != 1 {
+		t.Errorf("%d device programs attached after Set, want 1", len(progs))
 	}
 
 	nested := filepath.Join(dir, "nested")
 	if err := os.Mkdir(nested, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	stopProcess(t, cmd)
+	cgtest.StopProcess(t, cmd)
 	if err := m.Destroy(); err != nil {
 		t.Fatal(err)
 	}
@@ -396,15 +357,15 @@ func TestHostV2(t *testing.T) {
 
 func procState(t *testing.T, pid int) string {
 	t.Helper()
-	stat := readFile(t, "/proc/"+strconv.Itoa(pid)+"/stat")
+	stat := cgtest.ReadFile(t, "/proc/"+strconv.Itoa(pid)+"/stat")
 	after := stat[strings.LastIndexByte(stat, ')')+2:]
 	return after[:1]
 }
 
 func TestHostDestroyBusy(t *testing.T) {
-	requireRoot(t)
+	cgtest.RequireRoot(t)
 	mode := hostMode(t)
-	name := uniqueName(t)
+	name := cgtest.UniqueName(t)
 	m, err := New(Config{Path: "/" + name})
 	if err != nil {
 		t.Fatal(err)
@@ -413,7 +374,7 @@ func TestHostDestroyBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Destroy() })
-	cmd := startSleep(t)
+	cmd := cgtest.StartSleep(t)
 	if err := m.Apply(cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
@@ -421,6 +382,6 @@ func TestHostDestroyBusy(t *testing.T) {
 	if err := m.Destroy(); err == nil || !errors.Is(err, unix.EBUSY) {
 		t.Errorf("Destroy with a live process on %v: %v, want EBUSY", mode, err)
 	}
-	stopProcess(t, cmd)
+	cgtest.StopProcess(t, cmd)
 	destroyAndCheck(t, m.Paths(), "")
 }

@@ -8,12 +8,11 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/containerd/cgroups/v3/cgroup1"
-	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -162,12 +161,9 @@ func (m *manager) Create() (retErr error) {
 	if err := m.checkUnused(made); err != nil {
 		return err
 	}
-	if len(m.v1) > 0 {
-		// The library fills in cpuset.cpus and cpuset.mems of every new
-		// cpuset level from its parent; v1 refuses tasks in a cgroup
-		// where they are empty.
-		if _, err := m.cgroup1(true); err != nil {
-			return fmt.Errorf("initialise v1 cgroup: %w", err)
+	if dir, ok := m.v1["cpuset"]; ok {
+		if err := m.files.inheritCpuset(hierarchyDir(m.root, "cpuset"), dir); err != nil {
+			return err
 		}
 	}
 	if m.v2 != "" {
@@ -312,22 +308,17 @@ func (m *manager) Apply(pid int) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.v1) > 0 {
-		cg, err := m.cgroup1(false)
-		if err != nil {
-			return fmt.Errorf("add pid %d to cgroup: %w", pid, err)
-		}
-		if err := cg.AddProc(uint64(pid)); err != nil {
-			return fmt.Errorf("add pid %d to v1 cgroup %s: %w", pid, m.someV1Dir(), err)
-		}
+	dirs := make([]string, 0, len(m.v1)+1)
+	for _, ctrl := range sortedKeys(m.v1) {
+		dirs = append(dirs, m.v1[ctrl])
 	}
 	if m.v2 != "" {
-		cg, err := m.cgroup2()
-		if err != nil {
+		dirs = append(dirs, m.v2)
+	}
+	p := strconv.Itoa(pid)
+	for _, dir := range dirs {
+		if err := m.files.write(dir, "cgroup.procs", p); err != nil {
 			return fmt.Errorf("add pid %d to cgroup: %w", pid, err)
-		}
-		if err := cg.AddProc(uint64(pid)); err != nil {
-			return fmt.Errorf("add pid %d to cgroup %s: %w", pid, m.v2, err)
 		}
 	}
 	return nil
@@ -360,48 +351,61 @@ func (m *manager) checkUnused(made []string) error {
 func (m *manager) Pids() ([]int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var raw []uint64
-	if m.mode == ModeV2 {
-		if !exists(m.v2) {
-			return nil, fmt.Errorf("list pids of cgroup %s: %w", m.v2, fs.ErrNotExist)
-		}
-		cg, err := m.cgroup2()
-		if err != nil {
-			return nil, err
-		}
-		if raw, err = cg.Procs(true); err != nil {
-			return nil, fmt.Errorf("list pids of cgroup %s: %w", m.v2, err)
-		}
-	} else {
-		// Every v1 hierarchy holds the same processes; freezer's is the
-		// one Freeze acts on.
-		ctrl := m.someV1()
-		if !exists(m.v1[ctrl]) {
-			return nil, fmt.Errorf("list pids of cgroup %s: %w", m.v1[ctrl], fs.ErrNotExist)
-		}
-		cg, err := m.cgroup1(false, ctrl)
-		if err != nil {
-			return nil, err
-		}
-		procs, err := cg.Processes(v1Name(ctrl), true)
-		if err != nil {
-			return nil, fmt.Errorf("list pids of cgroup %s: %w", m.v1[ctrl], err)
-		}
-		for _, p := range procs {
-			raw = append(raw, uint64(p.Pid))
-		}
+	// Every v1 hierarchy holds the same processes; freezer's is the one
+	// Freeze acts on.
+	dir := m.v2
+	if m.mode != ModeV2 {
+		dir = m.someV1Dir()
 	}
+	pids, err := procsUnder(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list pids of cgroup %s: %w", dir, err)
+	}
+	return pids, nil
+}
+
+// procsUnder lists, sorted and once each, the processes in the cgroup dir
+// and every cgroup below it. A child cgroup removed during the walk is
+// skipped; dir itself missing is an error wrapping fs.ErrNotExist.
+func procsUnder(dir string) ([]int, error) {
 	seen := map[int]bool{}
-	pids := make([]int, 0, len(raw))
-	for _, p := range raw {
-		if !seen[int(p)] {
-			seen[int(p)] = true
-			pids = append(pids, int(p))
+	pids := []int{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			return nil
 		}
+		var b []byte
+		if err == nil {
+			b, err = os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		}
+		if err != nil {
+			if p != dir && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				return fmt.Errorf("parse %s: %w", filepath.Join(p, "cgroup.procs"), err)
+			}
+			if !seen[pid] {
+				seen[pid] = true
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Ints(pids)
 	return pids, nil
 }
+
+func (m *manager) Mode() Mode { return m.mode }
+
+func (m *manager) Root() string { return m.root }
 
 func (m *manager) Paths() map[string]string {
 	out := make(map[string]string, len(m.v1)+1)
@@ -452,90 +456,3 @@ func (m *manager) someV1() string {
 }
 
 func (m *manager) someV1Dir() string { return m.v1[m.someV1()] }
-
-// v1Name is the library's name of a v1 hierarchy.
-func v1Name(ctrl string) cgroup1.Name {
-	return cgroup1.Name(strings.TrimPrefix(ctrl, "name="))
-}
-
-// v1Subsystem is the library's controller for one v1 hierarchy.
-func v1Subsystem(root, ctrl string) cgroup1.Subsystem {
-	switch ctrl {
-	case "cpuset":
-		return cgroup1.NewCpuset(root)
-	case "cpu":
-		return cgroup1.NewCpu(root)
-	case "cpuacct":
-		return cgroup1.NewCpuacct(root)
-	case "memory":
-		return newV1Memory(root)
-	case "devices":
-		return cgroup1.NewDevices(root)
-	case "freezer":
-		return cgroup1.NewFreezer(root)
-	case "net_cls":
-		return cgroup1.NewNetCls(root)
-	case "net_prio":
-		return cgroup1.NewNetPrio(root)
-	case "blkio":
-		return cgroup1.NewBlkio(root)
-	case "perf_event":
-		return cgroup1.NewPerfEvent(root)
-	case "pids":
-		return cgroup1.NewPids(root)
-	case "rdma":
-		return cgroup1.NewRdma(root)
-	case "hugetlb":
-		if h, err := cgroup1.NewHugetlb(root); err == nil {
-			return h
-		}
-	}
-	// misc, name=systemd, and hugetlb without /sys/kernel/mm/hugepages:
-	// nothing but a directory to create and join.
-	return cgroup1.NewNamed(root, v1Name(ctrl))
-}
-
-// cgroup1 opens the v1 side through containerd's library, restricted to
-// the given hierarchies (all when none are given). create makes the
-// directories, with no resources: those are written by setV1.
-func (m *manager) cgroup1(create bool, only ...string) (cgroup1.Cgroup, error) {
-	if len(only) == 0 {
-		only = sortedKeys(m.v1)
-	}
-	subs := make([]cgroup1.Subsystem, 0, len(only))
-	byName := map[cgroup1.Name]string{}
-	for _, ctrl := range only {
-		subs = append(subs, v1Subsystem(m.root, ctrl))
-		byName[v1Name(ctrl)] = ctrl
-	}
-	hierarchy := func() ([]cgroup1.Subsystem, error) { return subs, nil }
-	path := func(name cgroup1.Name) (string, error) {
-		ctrl, ok := byName[name]
-		if !ok {
-			return "", cgroup1.ErrControllerNotActive
-		}
-		rel, err := filepath.Rel(hierarchyDir(m.root, ctrl), m.v1[ctrl])
-		if err != nil {
-			return "", fmt.Errorf("cgroup %s outside its hierarchy: %w", m.v1[ctrl], err)
-		}
-		return "/" + rel, nil
-	}
-	opts := []cgroup1.InitOpts{cgroup1.WithHierarchy(hierarchy)}
-	if create {
-		return cgroup1.New(path, &specs.LinuxResources{}, opts...)
-	}
-	return cgroup1.Load(path, opts...)
-}
-
-func (m *manager) cgroup2() (*cgroup2.Manager, error) {
-	mnt := unifiedRoot(m.root, m.mode)
-	rel, err := filepath.Rel(mnt, m.v2)
-	if err != nil {
-		return nil, fmt.Errorf("cgroup %s outside %s: %w", m.v2, mnt, err)
-	}
-	cg, err := cgroup2.Load("/"+rel, cgroup2.WithMountpoint(mnt))
-	if err != nil {
-		return nil, fmt.Errorf("open cgroup %s: %w", m.v2, err)
-	}
-	return cg, nil
-}

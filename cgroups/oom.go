@@ -216,21 +216,34 @@ func (m *manager) watchV1(dir string) (*os.File, oomSource, error) {
 	if !exists(dir) {
 		return nil, nil, fmt.Errorf("cgroup %s: %w", dir, fs.ErrNotExist)
 	}
-	cg, err := m.cgroup1(false, "memory")
-	if err != nil {
-		return nil, nil, fmt.Errorf("open cgroup %s: %w", dir, err)
-	}
-	efd, err := cg.OOMEventFD()
+	efd, err := registerOOMEventFD(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("register OOM eventfd for %s: %w", dir, err)
 	}
-	// The library makes a blocking eventfd; the runtime poller (and so
-	// Close interrupting Read) needs it non-blocking before NewFile.
-	if err := unix.SetNonblock(int(efd), true); err != nil {
-		_ = unix.Close(int(efd))
-		return nil, nil, fmt.Errorf("OOM eventfd for %s: %w", dir, err)
+	return os.NewFile(uintptr(efd), "oom-eventfd:"+dir), &v1OOM{oomControl: filepath.Join(dir, "memory.oom_control")}, nil
+}
+
+// registerOOMEventFD asks v1's memory controller to signal an eventfd on
+// every OOM in the cgroup dir (cgroup.event_control). The eventfd is
+// non-blocking, for the runtime poller (and so for Close interrupting a
+// Read).
+func registerOOMEventFD(dir string) (int, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return -1, fmt.Errorf("eventfd: %w", err)
 	}
-	return os.NewFile(efd, "oom-eventfd:"+dir), &v1OOM{oomControl: filepath.Join(dir, "memory.oom_control")}, nil
+	ctl, err := os.Open(filepath.Join(dir, "memory.oom_control"))
+	if err != nil {
+		unix.Close(efd)
+		return -1, err
+	}
+	// The kernel keeps its own reference to memory.oom_control.
+	defer ctl.Close()
+	if err := (cgroupFiles{}).write(dir, "cgroup.event_control", fmt.Sprintf("%d %d", efd, ctl.Fd())); err != nil {
+		unix.Close(efd)
+		return -1, err
+	}
+	return efd, nil
 }
 
 func (s *v1OOM) handle(b []byte) (uint64, bool, error) {

@@ -7,12 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
-	v1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runmini/runmini/cgroups/internal/cgtest"
 )
 
 func countFDs(t *testing.T) int {
@@ -31,7 +33,7 @@ func leakCheck(t *testing.T) func() {
 	g, fds := runtime.NumGoroutine(), countFDs(t)
 	return func() {
 		t.Helper()
-		waitGoroutines(t, g)
+		cgtest.WaitGoroutines(t, g)
 		if n := countFDs(t); n != fds {
 			t.Errorf("%d fds open, %d before the watcher", n, fds)
 		}
@@ -102,7 +104,7 @@ func setOOMKill(t *testing.T, file string, n int) {
 // memory.events: inotify works on a regular file as on cgroupfs.
 func TestOOMWatcherFakeV2(t *testing.T) {
 	root := t.TempDir()
-	fakeV2(t, root, "/ctr", v2Controllers)
+	cgtest.FakeV2(t, root, "/ctr", cgtest.V2Controllers)
 	events := filepath.Join(root, "ctr", "memory.events")
 	setOOMKill(t, events, 3)
 	m, err := New(Config{Path: "/ctr", Root: root, Mode: ModeV2})
@@ -165,7 +167,7 @@ func TestOOMWatcherFakeV2(t *testing.T) {
 
 func TestOOMWatcherUnavailable(t *testing.T) {
 	root := t.TempDir()
-	fakeV2(t, root, "/ctr", "pids") // no memory.events
+	cgtest.FakeV2(t, root, "/ctr", "pids") // no memory.events
 	m, err := New(Config{Path: "/ctr", Root: root, Mode: ModeV2})
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +184,7 @@ func TestOOMWatcherUnavailable(t *testing.T) {
 	}
 
 	root = t.TempDir()
-	fakeV1(t, root, "/ctr", "memory")
+	cgtest.FakeV1(t, root, "/ctr", "memory")
 	m, err = New(Config{Path: "/ctr", Root: root, Mode: ModeV1})
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +196,7 @@ func TestOOMWatcherUnavailable(t *testing.T) {
 
 func requireV1Memory(t *testing.T) {
 	t.Helper()
-	requireRoot(t)
+	cgtest.RequireRoot(t)
 	if mode := hostMode(t); mode != ModeV1 && mode != ModeHybrid {
 		t.Skipf("host cgroups are %v", mode)
 	}
@@ -207,11 +209,11 @@ func requireV1Memory(t *testing.T) {
 // watcher to report it.
 func TestHostOOMV1(t *testing.T) {
 	requireV1Memory(t)
-	name := uniqueName(t)
-	mem := &specs.LinuxMemory{Limit: ptr(int64(8 << 20))}
+	name := cgtest.UniqueName(t)
+	mem := &specs.LinuxMemory{Limit: cgtest.Ptr(int64(8 << 20))}
 	if exists(filepath.Join(hierarchyDir(defaultRoot, "memory"), "memory.memsw.limit_in_bytes")) {
 		// With swap the helper would be swapped out rather than killed.
-		mem.Swap = ptr(int64(8 << 20))
+		mem.Swap = cgtest.Ptr(int64(8 << 20))
 	}
 	m, err := New(Config{Path: "/" + name, Resources: &specs.LinuxResources{Memory: mem}})
 	if err != nil {
@@ -228,24 +230,23 @@ func TestHostOOMV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.Close() })
-	a := startAllocator(t, 64<<20)
-	if err := m.Apply(a.pid()); err != nil {
+	a := cgtest.StartAllocator(t, 64<<20)
+	if err := m.Apply(a.Pid()); err != nil {
 		t.Fatal(err)
 	}
-	a.allocate(t, false)
+	a.Allocate(t, false)
 	expectEvents(t, w, 1)
-	_ = a.cmd.Wait()
-	if ws, ok := a.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Errorf("helper ended with %v, want killed by SIGKILL", a.cmd.ProcessState)
+	_ = a.Cmd.Wait()
+	if ws, ok := a.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("helper ended with %v, want killed by SIGKILL", a.Cmd.ProcessState)
 	}
-	msg, err := m.Stats()
+	oc, err := (cgroupFiles{}).readKeyed(m.Paths()["memory"], "memory.oom_control")
 	if err != nil {
 		t.Fatal(err)
 	}
-	oc := msg.(*v1stats.Metrics).GetMemoryOomControl()
 	t.Logf("memory.oom_control after the kill: %v", oc)
-	if oc.GetOomKill() < 1 {
-		t.Errorf("oom_kill = %d after an OOM kill", oc.GetOomKill())
+	if n, _ := strconv.Atoi(oc["oom_kill"]); n < 1 {
+		t.Errorf("oom_kill = %q after an OOM kill", oc["oom_kill"])
 	}
 
 	// Removing the cgroup signals the eventfd once more: the watcher
@@ -268,7 +269,7 @@ func TestHostOOMV1(t *testing.T) {
 // while the cgroup lives or the cgroup is removed under it.
 func TestHostOOMV1Quiet(t *testing.T) {
 	requireV1Memory(t)
-	m, err := New(Config{Path: "/" + uniqueName(t)})
+	m, err := New(Config{Path: "/" + cgtest.UniqueName(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +316,7 @@ func TestHostOOMV1Quiet(t *testing.T) {
 // memory controller (the unified mount of a hybrid host), the watcher
 // must say so; otherwise a process exceeding memory.max must be reported.
 func TestHostOOMV2(t *testing.T) {
-	requireRoot(t)
+	cgtest.RequireRoot(t)
 	root := defaultRoot
 	switch hostMode(t) {
 	case ModeHybrid:
@@ -330,9 +331,9 @@ func TestHostOOMV2(t *testing.T) {
 	}
 	res := &specs.LinuxResources{}
 	if avail["memory"] {
-		res.Memory = &specs.LinuxMemory{Limit: ptr(int64(8 << 20)), Swap: ptr(int64(8 << 20))}
+		res.Memory = &specs.LinuxMemory{Limit: cgtest.Ptr(int64(8 << 20)), Swap: cgtest.Ptr(int64(8 << 20))}
 	}
-	m, err := New(Config{Path: "/" + uniqueName(t), Root: root, Mode: ModeV2, Resources: res})
+	m, err := New(Config{Path: "/" + cgtest.UniqueName(t), Root: root, Mode: ModeV2, Resources: res})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,15 +354,15 @@ func TestHostOOMV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.Close() })
-	a := startAllocator(t, 64<<20)
-	if err := m.Apply(a.pid()); err != nil {
+	a := cgtest.StartAllocator(t, 64<<20)
+	if err := m.Apply(a.Pid()); err != nil {
 		t.Fatal(err)
 	}
-	a.allocate(t, false)
+	a.Allocate(t, false)
 	expectEvents(t, w, 1)
-	_ = a.cmd.Wait()
-	if ws, ok := a.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Errorf("helper ended with %v, want killed by SIGKILL", a.cmd.ProcessState)
+	_ = a.Cmd.Wait()
+	if ws, ok := a.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("helper ended with %v, want killed by SIGKILL", a.Cmd.ProcessState)
 	}
 	// One kill, one event: v2 counts oom_kill.
 	expectNoEvent(t, w, 200*time.Millisecond)
@@ -376,3 +377,7 @@ func TestHostOOMV2(t *testing.T) {
 	}
 	check()
 }
+
+// TestHelperAllocator is not a test: it is the process
+// cgtest.StartAllocator runs.
+func TestHelperAllocator(t *testing.T) { cgtest.AllocatorMain(t) }

@@ -3,6 +3,7 @@ package cgroups
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"strconv"
@@ -391,6 +392,41 @@ func (f cgroupFiles) setV1Devices(dir string, rules []specs.LinuxDeviceCgroup) e
 		}
 		if err := f.write(dir, file, fmt.Sprintf("%s %s:%s %s", d.Type, deviceNumber(d.Major), deviceNumber(d.Minor), d.Access)); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// inheritCpuset gives every level from the cpuset hierarchy's root down to
+// dir the cpus and mems of the level above where they are empty: v1 makes
+// a cpuset cgroup with both empty and refuses tasks in it until they are
+// set. A level without the files (only in a stand-in for cgroupfs) passes
+// its parent's values on.
+func (f cgroupFiles) inheritCpuset(root, dir string) error {
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%w %q: not inside the cpuset hierarchy at %s", ErrInvalidPath, dir, root)
+	}
+	for _, file := range []string{"cpuset.cpus", "cpuset.mems"} {
+		inherited, err := f.read(root, file)
+		if err != nil {
+			return err
+		}
+		cur := root
+		for _, name := range strings.Split(rel, "/") {
+			cur = filepath.Join(cur, name)
+			v, err := f.read(cur, file)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+			case err != nil:
+				return err
+			case v != "":
+				inherited = v
+			default:
+				if err := f.write(cur, file, inherited); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil

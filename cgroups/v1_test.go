@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runmini/runmini/cgroups/internal/cgtest"
 )
 
 func TestV1Resources(t *testing.T) {
@@ -30,9 +32,9 @@ func TestV1Resources(t *testing.T) {
 		{
 			name: "memory shrinking",
 			res: specs.LinuxResources{Memory: &specs.LinuxMemory{
-				Limit: ptr(int64(256 << 20)), Swap: ptr(int64(512 << 20)), Reservation: ptr(int64(128 << 20)),
-				KernelTCP: ptr(int64(64 << 20)), Swappiness: ptr(uint64(10)), DisableOOMKiller: ptr(true),
-				UseHierarchy: ptr(true), Kernel: ptr(int64(1 << 20)),
+				Limit: cgtest.Ptr(int64(256 << 20)), Swap: cgtest.Ptr(int64(512 << 20)), Reservation: cgtest.Ptr(int64(128 << 20)),
+				KernelTCP: cgtest.Ptr(int64(64 << 20)), Swappiness: cgtest.Ptr(uint64(10)), DisableOOMKiller: cgtest.Ptr(true),
+				UseHierarchy: cgtest.Ptr(true), Kernel: cgtest.Ptr(int64(1 << 20)),
 			}},
 			want: map[string]string{
 				"memory/memory.limit_in_bytes": "268435456", "memory/memory.memsw.limit_in_bytes": "536870912",
@@ -45,32 +47,32 @@ func TestV1Resources(t *testing.T) {
 		},
 		{
 			name: "memory growing",
-			res:  specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(256 << 20)), Swap: ptr(int64(512 << 20))}},
+			res:  specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: cgtest.Ptr(int64(256 << 20)), Swap: cgtest.Ptr(int64(512 << 20))}},
 			setup: func(t *testing.T, root string) {
-				writeFiles(t, filepath.Join(root, "memory", cg), map[string]string{"memory.limit_in_bytes": "1048576", "memory.memsw.limit_in_bytes": "1048576"})
+				cgtest.WriteFiles(t, filepath.Join(root, "memory", cg), map[string]string{"memory.limit_in_bytes": "1048576", "memory.memsw.limit_in_bytes": "1048576"})
 			},
 			order: []string{"memory.memsw.limit_in_bytes=536870912", "memory.limit_in_bytes=268435456"},
 		},
 		{
 			name:  "memory unlimited takes swap along",
-			res:   specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(-1))}},
+			res:   specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: cgtest.Ptr(int64(-1))}},
 			order: []string{"memory.memsw.limit_in_bytes=-1", "memory.limit_in_bytes=-1"},
 		},
 		{
 			name: "swappiness -1 is unset",
-			res:  specs.LinuxResources{Memory: &specs.LinuxMemory{Swappiness: ptr(uint64(swappinessUnset))}},
+			res:  specs.LinuxResources{Memory: &specs.LinuxMemory{Swappiness: cgtest.Ptr(uint64(swappinessUnset))}},
 			drop: []string{"memory"},
 		},
 		{
 			name:   "swappiness out of range",
-			res:    specs.LinuxResources{Memory: &specs.LinuxMemory{Swappiness: ptr(uint64(101))}},
+			res:    specs.LinuxResources{Memory: &specs.LinuxMemory{Swappiness: cgtest.Ptr(uint64(101))}},
 			errMsg: "swappiness",
 		},
 		{
 			name: "cpu",
 			res: specs.LinuxResources{CPU: &specs.LinuxCPU{
-				Shares: ptr(uint64(512)), Quota: ptr(int64(50000)), Period: ptr(uint64(200000)), Burst: ptr(uint64(1000)),
-				Idle: ptr(int64(1)), RealtimeRuntime: ptr(int64(950000)), RealtimePeriod: ptr(uint64(1000000)),
+				Shares: cgtest.Ptr(uint64(512)), Quota: cgtest.Ptr(int64(50000)), Period: cgtest.Ptr(uint64(200000)), Burst: cgtest.Ptr(uint64(1000)),
+				Idle: cgtest.Ptr(int64(1)), RealtimeRuntime: cgtest.Ptr(int64(950000)), RealtimePeriod: cgtest.Ptr(uint64(1000000)),
 				Cpus: "1", Mems: "0",
 			}},
 			want: map[string]string{
@@ -86,30 +88,30 @@ func TestV1Resources(t *testing.T) {
 		},
 		{
 			name:   "burst without kernel support",
-			res:    specs.LinuxResources{CPU: &specs.LinuxCPU{Burst: ptr(uint64(1000))}},
+			res:    specs.LinuxResources{CPU: &specs.LinuxCPU{Burst: cgtest.Ptr(uint64(1000))}},
 			setup:  func(t *testing.T, root string) { os.Remove(filepath.Join(root, "cpu", cg, "cpu.cfs_burst_us")) },
 			errMsg: "cpu.cfs_burst_us",
 		},
 		{
 			name:  "zero burst without kernel support",
-			res:   specs.LinuxResources{CPU: &specs.LinuxCPU{Burst: ptr(uint64(0))}},
+			res:   specs.LinuxResources{CPU: &specs.LinuxCPU{Burst: cgtest.Ptr(uint64(0))}},
 			setup: func(t *testing.T, root string) { os.Remove(filepath.Join(root, "cpu", cg, "cpu.cfs_burst_us")) },
 		},
 		{
 			name: "pids",
-			res:  specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr(int64(100))}},
+			res:  specs.LinuxResources{Pids: &specs.LinuxPids{Limit: cgtest.Ptr(int64(100))}},
 			want: map[string]string{"pids/pids.max": "100"},
 		},
 		{
 			name: "pids unlimited",
-			res:  specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr(int64(-1))}},
+			res:  specs.LinuxResources{Pids: &specs.LinuxPids{Limit: cgtest.Ptr(int64(-1))}},
 			want: map[string]string{"pids/pids.max": "max"},
 		},
 		{
 			name: "blkio",
 			res: specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{
-				Weight: ptr(uint16(300)), LeafWeight: ptr(uint16(200)),
-				WeightDevice:            []specs.LinuxWeightDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Weight: ptr(uint16(400)), LeafWeight: ptr(uint16(100))}},
+				Weight: cgtest.Ptr(uint16(300)), LeafWeight: cgtest.Ptr(uint16(200)),
+				WeightDevice:            []specs.LinuxWeightDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Weight: cgtest.Ptr(uint16(400)), LeafWeight: cgtest.Ptr(uint16(100))}},
 				ThrottleReadBpsDevice:   []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 1 << 20}},
 				ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 16}, Rate: 500}},
 			}},
@@ -121,11 +123,11 @@ func TestV1Resources(t *testing.T) {
 		},
 		{
 			name: "blkio weight through bfq",
-			res:  specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: ptr(uint16(300))}},
+			res:  specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: cgtest.Ptr(uint16(300))}},
 			setup: func(t *testing.T, root string) {
 				dir := filepath.Join(root, "blkio", cg)
 				os.Remove(filepath.Join(dir, "blkio.weight"))
-				writeFiles(t, dir, map[string]string{"blkio.bfq.weight": "100"})
+				cgtest.WriteFiles(t, dir, map[string]string{"blkio.bfq.weight": "100"})
 			},
 			want: map[string]string{"blkio/blkio.bfq.weight": "300"},
 		},
@@ -142,15 +144,15 @@ func TestV1Resources(t *testing.T) {
 		{
 			name: "network",
 			res: specs.LinuxResources{Network: &specs.LinuxNetwork{
-				ClassID: ptr(uint32(0x100001)), Priorities: []specs.LinuxInterfacePriority{{Name: "eth0", Priority: 5}},
+				ClassID: cgtest.Ptr(uint32(0x100001)), Priorities: []specs.LinuxInterfacePriority{{Name: "eth0", Priority: 5}},
 			}},
 			want: map[string]string{"net_cls/net_cls.classid": "1048577", "net_prio/net_prio.ifpriomap": "eth0 5"},
 		},
 		{
 			name: "rdma",
 			res: specs.LinuxResources{Rdma: map[string]specs.LinuxRdma{
-				"mlx4_0": {HcaHandles: ptr(uint32(3)), HcaObjects: ptr(uint32(100))},
-				"mlx5_1": {HcaHandles: ptr(uint32(7))},
+				"mlx4_0": {HcaHandles: cgtest.Ptr(uint32(3)), HcaObjects: cgtest.Ptr(uint32(100))},
+				"mlx5_1": {HcaHandles: cgtest.Ptr(uint32(7))},
 			}},
 			order: []string{"rdma.max=mlx4_0 hca_handle=3 hca_object=100", "rdma.max=mlx5_1 hca_handle=7"},
 		},
@@ -158,8 +160,8 @@ func TestV1Resources(t *testing.T) {
 			name: "devices",
 			res: specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
 				{Allow: false, Access: "rwm"},
-				{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "rwm"},
-				{Allow: true, Type: "c", Major: ptr(int64(136)), Minor: ptr(int64(-1)), Access: "rw"},
+				{Allow: true, Type: "c", Major: cgtest.Ptr(int64(1)), Minor: cgtest.Ptr(int64(3)), Access: "rwm"},
+				{Allow: true, Type: "c", Major: cgtest.Ptr(int64(136)), Minor: cgtest.Ptr(int64(-1)), Access: "rw"},
 			}},
 			order: []string{"devices.deny=a *:* rwm", "devices.allow=c 1:3 rwm", "devices.allow=c 136:* rw"},
 		},
@@ -170,14 +172,14 @@ func TestV1Resources(t *testing.T) {
 		},
 		{
 			name:   "missing net_cls with a class id",
-			res:    specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: ptr(uint32(7))}},
+			res:    specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: cgtest.Ptr(uint32(7))}},
 			drop:   []string{"net_cls"},
 			err:    ErrControllerUnavailable,
 			errMsg: "net_cls",
 		},
 		{
 			name: "missing net_cls with a zero class id",
-			res:  specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: ptr(uint32(0))}},
+			res:  specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: cgtest.Ptr(uint32(0))}},
 			drop: []string{"net_cls"},
 		},
 		{
@@ -197,7 +199,7 @@ func TestV1Resources(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
-			fakeV1(t, root, cg, tc.drop...)
+			cgtest.FakeV1(t, root, cg, tc.drop...)
 			if tc.setup != nil {
 				tc.setup(t, root)
 			}
@@ -222,7 +224,7 @@ func TestV1Resources(t *testing.T) {
 			}
 			for key, want := range tc.want {
 				ctrl, file, _ := strings.Cut(key, "/")
-				if got := readFile(t, filepath.Join(hierarchyDir(root, ctrl), cg, file)); got != want {
+				if got := cgtest.ReadFile(t, filepath.Join(hierarchyDir(root, ctrl), cg, file)); got != want {
 					t.Errorf("%s = %q, want %q", key, got, want)
 				}
 			}
@@ -247,9 +249,9 @@ func TestV1Resources(t *testing.T) {
 
 func TestV1SetOrdersMemoryAgainstCurrentLimit(t *testing.T) {
 	root := t.TempDir()
-	fakeV1(t, root, "/ctr")
+	cgtest.FakeV1(t, root, "/ctr")
 	m, rec, err := newTraced(t, Config{Path: "/ctr", Root: root, Mode: ModeV1, Resources: &specs.LinuxResources{
-		Memory: &specs.LinuxMemory{Limit: ptr(int64(100 << 20)), Swap: ptr(int64(200 << 20))},
+		Memory: &specs.LinuxMemory{Limit: cgtest.Ptr(int64(100 << 20)), Swap: cgtest.Ptr(int64(200 << 20))},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +261,7 @@ func TestV1SetOrdersMemoryAgainstCurrentLimit(t *testing.T) {
 	}
 	// Growing past the current memsw needs memsw first.
 	rec.writes = nil
-	if err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(300 << 20)), Swap: ptr(int64(400 << 20))}}); err != nil {
+	if err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: cgtest.Ptr(int64(300 << 20)), Swap: cgtest.Ptr(int64(400 << 20))}}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"memory.memsw.limit_in_bytes=419430400", "memory.limit_in_bytes=314572800"}
@@ -268,7 +270,7 @@ func TestV1SetOrdersMemoryAgainstCurrentLimit(t *testing.T) {
 	}
 	// Shrinking below the current limit needs the limit first.
 	rec.writes = nil
-	if err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(50 << 20)), Swap: ptr(int64(60 << 20))}}); err != nil {
+	if err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: cgtest.Ptr(int64(50 << 20)), Swap: cgtest.Ptr(int64(60 << 20))}}); err != nil {
 		t.Fatal(err)
 	}
 	want = []string{"memory.limit_in_bytes=52428800", "memory.memsw.limit_in_bytes=62914560"}
@@ -282,9 +284,9 @@ func TestV1CreateFailureRemovesWhatItMade(t *testing.T) {
 	// The hierarchies exist but the cgroup does not: Create makes
 	// "/new/ctr" everywhere, then the memory write fails because the
 	// fake kernel put no files in the new directory.
-	fakeV1(t, root, "/other")
+	cgtest.FakeV1(t, root, "/other")
 	m, err := New(Config{Path: "/new/ctr", Root: root, Mode: ModeV1, Resources: &specs.LinuxResources{
-		Memory: &specs.LinuxMemory{Limit: ptr(int64(1 << 20))},
+		Memory: &specs.LinuxMemory{Limit: cgtest.Ptr(int64(1 << 20))},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +298,7 @@ func TestV1CreateFailureRemovesWhatItMade(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "create cgroup") {
 		t.Fatalf("Create: %v, want a create cgroup error", err)
 	}
-	for ctrl := range v1Files() {
+	for ctrl := range cgtest.V1Files() {
 		if _, err := os.Stat(filepath.Join(hierarchyDir(root, ctrl), "new")); !os.IsNotExist(err) {
 			t.Errorf("%s: /new left behind (%v)", ctrl, err)
 		}
@@ -308,7 +310,7 @@ func TestV1CreateFailureRemovesWhatItMade(t *testing.T) {
 
 func TestV1FreezeAndPids(t *testing.T) {
 	root := t.TempDir()
-	fakeV1(t, root, "/ctr")
+	cgtest.FakeV1(t, root, "/ctr")
 	m, err := New(Config{Path: "/ctr", Root: root, Mode: ModeV1})
 	if err != nil {
 		t.Fatal(err)
@@ -319,7 +321,7 @@ func TestV1FreezeAndPids(t *testing.T) {
 	if err := m.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, filepath.Join(root, "freezer/ctr/freezer.state")); got != "FROZEN" {
+	if got := cgtest.ReadFile(t, filepath.Join(root, "freezer/ctr/freezer.state")); got != "FROZEN" {
 		t.Errorf("freezer.state = %q after Freeze", got)
 	}
 	if f, err := m.Frozen(); err != nil || !f {
@@ -332,8 +334,8 @@ func TestV1FreezeAndPids(t *testing.T) {
 		t.Errorf("Frozen() = %v, %v after Thaw", f, err)
 	}
 	// Pids is recursive: a child cgroup's processes count too.
-	writeFiles(t, filepath.Join(root, "freezer/ctr"), map[string]string{"cgroup.procs": "12\n10\n"})
-	writeFiles(t, filepath.Join(root, "freezer/ctr/child"), map[string]string{"cgroup.procs": "11\n12\n"})
+	cgtest.WriteFiles(t, filepath.Join(root, "freezer/ctr"), map[string]string{"cgroup.procs": "12\n10\n"})
+	cgtest.WriteFiles(t, filepath.Join(root, "freezer/ctr/child"), map[string]string{"cgroup.procs": "11\n12\n"})
 	pids, err := m.Pids()
 	if err != nil {
 		t.Fatal(err)
@@ -345,7 +347,7 @@ func TestV1FreezeAndPids(t *testing.T) {
 
 func TestV1FreezeWithoutFreezer(t *testing.T) {
 	root := t.TempDir()
-	fakeV1(t, root, "/ctr", "freezer")
+	cgtest.FakeV1(t, root, "/ctr", "freezer")
 	m, err := New(Config{Path: "/ctr", Root: root, Mode: ModeV1})
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +359,7 @@ func TestV1FreezeWithoutFreezer(t *testing.T) {
 
 func TestDestroyRemovesNestedCgroups(t *testing.T) {
 	root := t.TempDir()
-	fakeV1(t, root, "/other")
+	cgtest.FakeV1(t, root, "/other")
 	m, err := New(Config{Path: "/ctr", Root: root, Mode: ModeV1})
 	if err != nil {
 		t.Fatal(err)
@@ -398,11 +400,11 @@ func equalInts(a, b []int) bool {
 
 func TestV1SetKeepsUnchangedDeviceRules(t *testing.T) {
 	root := t.TempDir()
-	fakeV1(t, root, "/ctr")
+	cgtest.FakeV1(t, root, "/ctr")
 	rules := []specs.LinuxDeviceCgroup{
 		{Allow: false, Access: "rwm"},
-		{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "mwr"},
-		{Allow: true, Type: "c", Major: ptr(int64(5)), Access: "r"},
+		{Allow: true, Type: "c", Major: cgtest.Ptr(int64(1)), Minor: cgtest.Ptr(int64(3)), Access: "mwr"},
+		{Allow: true, Type: "c", Major: cgtest.Ptr(int64(5)), Access: "r"},
 	}
 	m, rec, err := newTraced(t, Config{Path: "/ctr", Root: root, Mode: ModeV1, Resources: &specs.LinuxResources{Devices: rules}})
 	if err != nil {
@@ -415,7 +417,7 @@ func TestV1SetKeepsUnchangedDeviceRules(t *testing.T) {
 		t.Fatalf("Create did not write the rules: %q", rec.writes)
 	}
 	// What the kernel would list after those rules.
-	writeFiles(t, filepath.Join(root, "devices/ctr"), map[string]string{"devices.list": "c 1:3 rwm\nc 5:* r\n"})
+	cgtest.WriteFiles(t, filepath.Join(root, "devices/ctr"), map[string]string{"devices.list": "c 1:3 rwm\nc 5:* r\n"})
 	rec.writes = nil
 	if err := m.Set(&specs.LinuxResources{Devices: rules}); err != nil {
 		t.Fatal(err)
@@ -423,7 +425,7 @@ func TestV1SetKeepsUnchangedDeviceRules(t *testing.T) {
 	if len(rec.writes) != 0 {
 		t.Errorf("Set with unchanged rules wrote %q", rec.writes)
 	}
-	changed := append(rules[:2:2], specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr(int64(5)), Access: "rw"})
+	changed := append(rules[:2:2], specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: cgtest.Ptr(int64(5)), Access: "rw"})
 	if err := m.Set(&specs.LinuxResources{Devices: changed}); err != nil {
 		t.Fatal(err)
 	}

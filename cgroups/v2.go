@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -172,7 +172,7 @@ func (f cgroupFiles) setV2CPU(dir string, c *specs.LinuxCPU) error {
 		}
 	}
 	if nz(c.Shares) {
-		w := cgroup2.ConvertCPUSharesToCgroupV2Value(*c.Shares)
+		w := cpuWeight(*c.Shares)
 		if err := f.write(dir, "cpu.weight", strconv.FormatUint(w, 10)); err != nil {
 			return err
 		}
@@ -346,4 +346,19 @@ func (f cgroupFiles) checkEnabled(dir string, needs []need) error {
 		}
 	}
 	return nil
+}
+
+// cpuWeight converts v1 cpu.shares ([2, 262144], default 1024) to v2
+// cpu.weight ([1, 10000], default 100) with the quadratic (in log2 of the
+// shares) mapping runc, crun and containerd use, which keeps the three
+// reference points: 2 -> 1, 1024 -> 100, 262144 -> 10000.
+func cpuWeight(shares uint64) uint64 {
+	switch {
+	case shares <= 2:
+		return 1
+	case shares >= 262144:
+		return 10000
+	}
+	l := math.Log2(float64(shares))
+	return uint64(math.Ceil(math.Pow(10, (l*l+125*l)/612.0-7.0/34.0)))
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/runmini/runmini/cgroups"
+	cgstats "github.com/runmini/runmini/cgroups/stats"
 )
 
 // stats reads the task's cgroup metrics as the Any `ctr task metrics`
@@ -20,7 +21,7 @@ func (t *task) stats() (*anypb.Any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrNotFound)
 	}
-	metrics, err := m.Stats()
+	metrics, err := cgstats.Metrics(m)
 	if err != nil {
 		return nil, fmt.Errorf("stats of %s: %w", t.id, err)
 	}

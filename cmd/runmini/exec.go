@@ -38,12 +38,9 @@ var execCommand = &cli.Command{
 			return err
 		}
 		detach := c.Bool("detach")
-		var fwd *forwarder
-		if !detach {
-			var err error
-			if fwd, err = foreground(); err != nil {
-				return err
-			}
+		fwd, err := foreground(detach)
+		if err != nil {
+			return err
 		}
 		ctr, err := getContainer(c)
 		if err != nil {

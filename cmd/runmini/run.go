@@ -24,12 +24,9 @@ var runCommand = &cli.Command{
 			return err
 		}
 		detach := c.Bool("detach")
-		var fwd *forwarder
-		if !detach {
-			var err error
-			if fwd, err = foreground(); err != nil {
-				return err
-			}
+		fwd, err := foreground(detach)
+		if err != nil {
+			return err
 		}
 		ctr, proc, tty, err := createContainer(c, !detach, fwd.wait)
 		if err != nil {
@@ -59,7 +56,8 @@ var runCommand = &cli.Command{
 	},
 }
 
-// foreground prepares to wait for a process we are about to start: it may
+// foreground prepares to wait for a process we are about to start, unless
+// it is to be detached (nil, nothing to wait for): the process may
 // become our grandchild (joining a pid namespace makes nsenter fork), so we
 // become a subreaper, and every signal is caught, to be forwarded to it.
 //
@@ -70,7 +68,10 @@ var runCommand = &cli.Command{
 // runmini before there is anything to clean up or is forwarded. The
 // signals stay caught until runmini exits, which it does right after
 // (undoing the catch would cost as much again).
-func foreground() (*forwarder, error) {
+func foreground(detach bool) (*forwarder, error) {
+	if detach {
+		return nil, nil
+	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("become subreaper: %w", err)
 	}

@@ -18,32 +18,51 @@ import (
 	"unsafe"
 )
 
-// size covers the heap a `runmini run` or a container init uses; pages
-// populated and never used cost ~1 µs each, pages missed ~12.
-const size = 2 << 20
+// after and before cover the heap a `runmini run` or a container init
+// uses; a page populated and never used costs ~1 µs, a page missed ~12.
+const (
+	after     = 2 << 20
+	before    = 1 << 20
+	arenaSize = 64 << 20 // heapArenaBytes on linux/amd64
+	pageSize  = 4096
+)
 
 // madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14); older kernels
 // answer EINVAL and the pages fault in one by one as before.
 const madvPopulateWrite = 23
 
-const before = 1 << 20
-const arena = 64 << 20
-
 var anchor *[8192]byte
+
+// populated is the range init asked the kernel to map, for the test.
+var populated struct{ start, end uintptr }
 
 func init() {
 	// A page-sized object comes straight from the page allocator, which
 	// hands out the lowest free address: what the heap uses next starts
 	// here and grows upwards.
 	anchor = new([8192]byte)
-	start := uintptr(unsafe.Pointer(anchor)) &^ 4095
-	// The arena beyond is mapped read-write as a whole; should the range
-	// still reach past it, the kernel stops at the hole, which is fine.
-	syscall.Syscall(syscall.SYS_MADVISE, start, size, madvPopulateWrite)
-	lo := start - before
-	if a := start &^ (arena - 1); lo < a {
-		lo = a
-	}
-	syscall.Syscall(syscall.SYS_MADVISE, lo, start-lo, madvPopulateWrite)
+	start := uintptr(unsafe.Pointer(anchor)) &^ (pageSize - 1)
 	anchor = nil
+	// The arena beyond is mapped read-write as a whole; should the range
+	// still reach past it, the kernel stops at the hole, which only means
+	// fewer pages mapped ahead.
+	if populate(start, after) == nil {
+		populated.start, populated.end = start, start+after
+	}
+	// The pages just below are spans already handed out whose later
+	// objects are still untouched. The arena (64 MiB aligned) starts no
+	// lower; a separate call, as the bottom of it may not be mapped.
+	lo := start &^ (arenaSize - 1)
+	if start-lo > before {
+		lo = start - before
+	}
+	populate(lo, start-lo)
+}
+
+// populate maps [start, start+n) with one madvise call.
+func populate(start, n uintptr) error {
+	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, start, n, madvPopulateWrite); errno != 0 {
+		return errno
+	}
+	return nil
 }
