@@ -46,6 +46,10 @@ type CreateOpts struct {
 	// Foreground keeps the caller as the init's parent so it can wait
 	// for it (`run` without --detach).
 	Foreground bool
+	// BeforeCreate, when not nil, is called once the spec is checked and
+	// what needs no undoing is ready, right before the first change on
+	// the host (the state dir): `run` waits there for its signal catch.
+	BeforeCreate func()
 
 	// exec: the process joins a running container (Container.Exec)
 	// instead of building one.
@@ -87,6 +91,31 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	if err := validID(o.ID); err != nil {
 		return nil, nil, err
 	}
+	s := o.Spec
+	absMountSources(s, o.Bundle)
+	var res *specs.LinuxResources
+	var cgPath string
+	if s.Linux != nil {
+		res, cgPath = deviceRules(s), s.Linux.CgroupsPath
+	}
+	cg, err := cgroups.New(cgroups.Config{ID: o.ID, Path: cgPath, Resources: res})
+	if err != nil {
+		return nil, nil, err
+	}
+	// On v2 the init is cloned straight into its cgroup.
+	plan, err := planNamespaces(s, !cg.NeedsApply())
+	if err != nil {
+		return nil, nil, err
+	}
+	defer plan.close()
+	filter, err := compileSeccomp(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.BeforeCreate != nil {
+		o.BeforeCreate()
+	}
+
 	if err := os.MkdirAll(o.Root, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create root %s: %w", o.Root, err)
 	}
@@ -103,17 +132,6 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 		}
 	}()
 
-	s := o.Spec
-	absMountSources(s, o.Bundle)
-	var res *specs.LinuxResources
-	var cgPath string
-	if s.Linux != nil {
-		res, cgPath = deviceRules(s), s.Linux.CgroupsPath
-	}
-	cg, err := cgroups.New(cgroups.Config{ID: o.ID, Path: cgPath, Resources: res})
-	if err != nil {
-		return nil, nil, err
-	}
 	// Where the init is cloned straight into its cgroup (v2), the cgroup
 	// comes first. Elsewhere the init is moved in with Apply anyway, so
 	// the cgroup is made while the init's runtime boots (a few ms of
@@ -145,12 +163,6 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 		createCgroup = nil
 	}
 
-	plan, err := planNamespaces(s, cg.FD() >= 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer plan.close()
-
 	st := &persisted{
 		ID:           o.ID,
 		Bundle:       o.Bundle,
@@ -163,25 +175,27 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	c = &Container{root: o.Root, dir: dir, st: st}
 	c.cgOnce.Do(func() { c.cg = cg })
 
-	proc, err = c.startInit(ctx, o, cg, plan, createCgroup)
+	proc, err = c.startInit(ctx, o, cg, plan, filter, createCgroup)
 	if err != nil {
 		return nil, nil, err
 	}
 	return c, proc, nil
 }
 
-// startInit starts `runmini init` and drives it to the ready state.
-// createCgroup, when not nil, makes the cgroup once the init is cloned.
-func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Manager, plan *nsPlan, createCgroup func() error) (proc *Process, retErr error) {
-	// A bad profile fails here, before any process exists.
-	var filter *bpf.Filter
-	if l := o.Spec.Linux; l != nil && l.Seccomp != nil && (l.Seccomp.DefaultAction != "" || len(l.Seccomp.Syscalls) > 0) {
-		f, err := seccomp.Compile(l.Seccomp)
-		if err != nil {
-			return nil, err
-		}
-		filter = f
+// compileSeccomp turns the spec's profile into BPF: a bad profile fails
+// here, before anything is made. No profile is nil.
+func compileSeccomp(s *specs.Spec) (*bpf.Filter, error) {
+	l := s.Linux
+	if l == nil || l.Seccomp == nil || (l.Seccomp.DefaultAction == "" && len(l.Seccomp.Syscalls) == 0) {
+		return nil, nil
 	}
+	return seccomp.Compile(l.Seccomp)
+}
+
+// startInit starts `runmini init` and drives it to the ready state.
+// filter is the compiled seccomp profile (nil: none); createCgroup, when
+// not nil, makes the cgroup once the init is cloned.
+func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Manager, plan *nsPlan, filter *bpf.Filter, createCgroup func() error) (proc *Process, retErr error) {
 	exe, err := sealedExe(plan.needsNsenter())
 	if err != nil {
 		return nil, err

@@ -65,6 +65,10 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	filter, err := compileSeccomp(&s)
+	if err != nil {
+		return nil, err
+	}
 	return c.startInit(ctx, &CreateOpts{
 		Root:          c.root,
 		ID:            c.st.ID,
@@ -79,7 +83,7 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 		Stderr:        o.Stderr,
 		Foreground:    o.Foreground,
 		exec:          true,
-	}, cg, plan, nil)
+	}, cg, plan, filter, nil)
 }
 
 // Pause freezes every process of the container.

@@ -40,8 +40,8 @@ var createCommand = &cli.Command{
 // container. Nothing is created before the input has been checked. In the
 // foreground, a terminal container without --console-socket gets its pty
 // through a ttyProxy (returned; the caller attaches and closes it).
-// beforeCreate, when not nil, runs once the spec is read and checked, just
-// before anything is made.
+// beforeCreate, when not nil, runs right before anything is made (see
+// libcontainer.CreateOpts).
 func createContainer(c *cli.Context, foreground bool, beforeCreate func()) (_ *libcontainer.Container, _ *libcontainer.Process, tty *ttyProxy, retErr error) {
 	id, err := containerID(c)
 	if err != nil {
@@ -83,9 +83,6 @@ func createContainer(c *cli.Context, foreground bool, beforeCreate func()) (_ *l
 		}()
 		consoleSocket = tty.path()
 	}
-	if beforeCreate != nil {
-		beforeCreate()
-	}
 	ctr, proc, err := libcontainer.Create(c.Context, &libcontainer.CreateOpts{
 		Root:          root,
 		ID:            id,
@@ -97,6 +94,7 @@ func createContainer(c *cli.Context, foreground bool, beforeCreate func()) (_ *l
 		NoNewKeyring:  c.Bool("no-new-keyring"),
 		PreserveFDs:   n,
 		Foreground:    foreground,
+		BeforeCreate:  beforeCreate,
 	})
 	if err != nil {
 		return nil, nil, nil, err
