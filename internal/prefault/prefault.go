@@ -23,7 +23,7 @@ import (
 const (
 	after     = 2 << 20
 	before    = 1 << 20
-	arenaSize = 64 << 20 // heapArenaBytes on linux/amd64
+	chunkSize = 4 << 20 // pallocChunkBytes: the runtime maps the heap in these
 	pageSize  = 4096
 )
 
@@ -43,19 +43,18 @@ func init() {
 	anchor = new([8192]byte)
 	start := uintptr(unsafe.Pointer(anchor)) &^ (pageSize - 1)
 	anchor = nil
-	// The arena beyond is mapped read-write as a whole; should the range
-	// still reach past it, the kernel stops at the hole, which only means
-	// fewer pages mapped ahead.
-	if populate(start, after) == nil {
-		populated.start, populated.end = start, start+after
+	// The runtime maps the heap read-write in 4 MiB chunks as it grows;
+	// the range stops at the end of the chunk (the kernel would stop at
+	// the unmapped rest, and fail the call).
+	chunk := start &^ (chunkSize - 1)
+	end := min(start+after, chunk+chunkSize)
+	if populate(start, end-start) == nil {
+		populated.start, populated.end = start, end
 	}
 	// The pages just below are spans already handed out whose later
-	// objects are still untouched. The arena (64 MiB aligned) starts no
-	// lower; a separate call, as the bottom of it may not be mapped.
-	lo := start &^ (arenaSize - 1)
-	if start-lo > before {
-		lo = start - before
-	}
+	// objects are still untouched; a call of its own, as the chunk below
+	// may be unmapped.
+	lo := max(start-min(start, before), chunk)
 	populate(lo, start-lo)
 }
 
