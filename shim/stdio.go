@@ -125,7 +125,7 @@ func openOutput(p string) (*os.File, error) {
 	path, scheme := splitIOURI(p)
 	switch scheme {
 	case "":
-		return os.OpenFile(path, os.O_RDWR, 0)
+		return openOutputFifo(path, fifoReaderTimeout)
 	case "file":
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, err
@@ -133,6 +133,60 @@ func openOutput(p string) (*os.File, error) {
 		return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	}
 	return nil, fmt.Errorf("unsupported IO URI scheme %q (fifo paths, file:// and binary:// are)", scheme)
+}
+
+// fifoReaderTimeout bounds how long Create and Exec wait for the client's
+// end of an output fifo.
+const fifoReaderTimeout = 30 * time.Second
+
+// openOutputFifo opens an output fifo for the process, once the client has
+// its end: containerd's client opens the read side before it asks for the
+// task, but in a goroutine of its own, and that open can still be on its
+// way when the process has run and exited; the process's end closing
+// then frees the pipe with the output in it, and the client, on Delete,
+// gives up on the open with nothing read. containerd's runc shim gets
+// this rendezvous from a blocking write-only open. Here a non-blocking one
+// is retried while it fails with ENXIO (no reader: one blocked in its
+// open counts), and the process's end (read-write, so it gets no SIGPIPE
+// if the client goes away) is opened before that probe is closed, so the
+// client never sees a moment without a writer, which it would read as
+// EOF. A path that is not a fifo is opened as it is.
+func openOutputFifo(path string, timeout time.Duration) (*os.File, error) {
+	probe, err := waitForFifoReader(path, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if probe >= 0 {
+		defer unix.Close(probe)
+	}
+	return os.OpenFile(path, os.O_RDWR, 0)
+}
+
+// waitForFifoReader returns a write-only fd of the fifo at path once it
+// has a reader, or -1 when path is not a fifo.
+func waitForFifoReader(path string, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	delay := 50 * time.Microsecond
+	for {
+		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		switch {
+		case err == nil:
+			var st unix.Stat_t
+			if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFIFO {
+				unix.Close(fd)
+				return -1, nil
+			}
+			return fd, nil
+		case err == unix.EISDIR:
+			return -1, nil // let the read-write open report it
+		case err != unix.ENXIO:
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		case time.Now().After(deadline):
+			return -1, fmt.Errorf("no reader opened fifo %s within %v", path, timeout)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 10*time.Millisecond)
+	}
 }
 
 // splitIOURI splits an IO target as containerd names it: a fifo's path

@@ -3,6 +3,7 @@ package shim
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -726,6 +727,47 @@ func TestSlowReaderGetsEveryByte(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), want.Bytes()) {
 		t.Fatalf("got %d bytes, want %d; equal prefix %d", got.Len(), want.Len(), commonPrefix(got.Bytes(), want.Bytes()))
 	}
+}
+
+// A client whose fifo open comes late (containerd's client opens the read
+// end in a goroutine, which may run only after the process is gone) still
+// gets the output: Create waits for a reader, as the runc shim's blocking
+// open does, so the pipe is never freed with the output in it.
+func TestOutputFifoReaderOpenedLate(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	b := testutil.Bundle(t, args("echo", "hello"))
+	e := startShim(t, b, id)
+	out := fifo(t, e.dir, "late")
+	exited := make(chan error, 1)
+	go func() {
+		if _, err := e.client.Create(ctx(t), &taskapi.CreateTaskRequest{ID: id, Bundle: b, Stdout: out}); err != nil {
+			exited <- err
+			return
+		}
+		if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+			exited <- err
+			return
+		}
+		_, err := e.client.Wait(ctx(t), &taskapi.WaitRequest{ID: id})
+		exited <- err
+	}()
+	// Without the wait, the task has run and exited by now.
+	time.Sleep(300 * time.Millisecond)
+	r, err := os.OpenFile(out, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := <-exited; err != nil {
+		t.Fatal(err)
+	}
+	syscall.SetNonblock(int(r.Fd()), false)
+	got, err := io.ReadAll(r)
+	if err != nil || string(got) != "hello\n" {
+		t.Errorf("stdout %q (%v), want hello", got, err)
+	}
+	e.deleteTask(id)
 }
 
 func commonPrefix(a, b []byte) int {
