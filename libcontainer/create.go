@@ -182,6 +182,26 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	return c, proc, nil
 }
 
+// initSpec is the spec as the init gets it: without what only the runtime
+// acts on. The seccomp profile goes compiled (InitConfig.Seccomp); as JSON
+// (hundreds of syscall names in containerd's and Docker's default
+// profiles, ~13 KiB) the init would spend a millisecond or two decoding
+// it on every start and exec. Resources are the runtime's to apply, and
+// of the hooks the init runs createContainer and startContainer, and asks
+// the runtime for createRuntime.
+func initSpec(s *specs.Spec) *specs.Spec {
+	c := *s
+	if s.Linux != nil {
+		l := *s.Linux
+		l.Seccomp, l.Resources = nil, nil
+		c.Linux = &l
+	}
+	if h := s.Hooks; h != nil {
+		c.Hooks = &specs.Hooks{CreateRuntime: h.CreateRuntime, CreateContainer: h.CreateContainer, StartContainer: h.StartContainer}
+	}
+	return &c
+}
+
 // compileSeccomp turns the spec's profile into BPF: a bad profile fails
 // here, before anything is made. No profile is nil.
 func compileSeccomp(s *specs.Spec) (*bpf.Filter, error) {
@@ -253,7 +273,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 		ID:           o.ID,
 		Bundle:       o.Bundle,
 		Rootfs:       o.Rootfs,
-		Spec:         o.Spec,
+		Spec:         initSpec(o.Spec),
 		NoPivot:      o.NoPivot,
 		NoNewKeyring: o.NoNewKeyring,
 		CgroupPaths:  cg.Paths(),

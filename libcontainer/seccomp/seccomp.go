@@ -3,7 +3,6 @@
 package seccomp
 
 import (
-	"encoding/binary"
 	"os"
 	"strconv"
 
@@ -189,21 +188,7 @@ func exportBPF(f *libseccomp.ScmpFilter) ([]unix.SockFilter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: read filter: %w", err)
 	}
-	const insnSize = 8 // struct sock_filter
-	if len(raw) == 0 || len(raw)%insnSize != 0 {
-		return nil, fmt.Errorf("seccomp: exported filter has %d bytes", len(raw))
-	}
-	prog := make([]unix.SockFilter, len(raw)/insnSize)
-	for i := range prog {
-		b := raw[i*insnSize:]
-		prog[i] = unix.SockFilter{
-			Code: binary.NativeEndian.Uint16(b[0:]),
-			Jt:   b[2],
-			Jf:   b[3],
-			K:    binary.NativeEndian.Uint32(b[4:]),
-		}
-	}
-	return prog, nil
+	return bpf.Decode(raw)
 }
 
 // conditions groups the args: libseccomp ANDs the conditions of one rule

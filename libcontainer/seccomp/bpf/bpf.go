@@ -5,6 +5,8 @@
 package bpf
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -15,8 +17,57 @@ import (
 
 // Filter is a compiled filter, ready to load.
 type Filter struct {
-	Prog  []unix.SockFilter `json:"prog"`
-	Flags uintptr           `json:"flags"`
+	Prog  []unix.SockFilter
+	Flags uintptr
+}
+
+// insnSize is the size of a struct sock_filter.
+const insnSize = 8
+
+// wireFilter is a Filter in the init's JSON config: the program as one
+// base64 string of struct sock_filter rather than an array of objects,
+// which the init would decode field by field (containerd's default
+// profile compiles to hundreds of instructions).
+type wireFilter struct {
+	Prog  []byte  `json:"prog"`
+	Flags uintptr `json:"flags"`
+}
+
+func (f *Filter) MarshalJSON() ([]byte, error) {
+	raw := make([]byte, 0, insnSize*len(f.Prog))
+	for _, in := range f.Prog {
+		raw = binary.NativeEndian.AppendUint16(raw, in.Code)
+		raw = append(raw, in.Jt, in.Jf)
+		raw = binary.NativeEndian.AppendUint32(raw, in.K)
+	}
+	return json.Marshal(wireFilter{Prog: raw, Flags: f.Flags})
+}
+
+func (f *Filter) UnmarshalJSON(b []byte) error {
+	var w wireFilter
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	prog, err := Decode(w.Prog)
+	if err != nil {
+		return err
+	}
+	f.Prog, f.Flags = prog, w.Flags
+	return nil
+}
+
+// Decode reads a program as the kernel takes it (and libseccomp exports
+// it): struct sock_filter after struct sock_filter, in native byte order.
+func Decode(raw []byte) ([]unix.SockFilter, error) {
+	if len(raw) == 0 || len(raw)%insnSize != 0 {
+		return nil, fmt.Errorf("seccomp: a filter of %d bytes is not a whole number of instructions", len(raw))
+	}
+	prog := make([]unix.SockFilter, len(raw)/insnSize)
+	for i := range prog {
+		in := raw[i*insnSize:]
+		prog[i] = unix.SockFilter{Code: binary.NativeEndian.Uint16(in), Jt: in[2], Jf: in[3], K: binary.NativeEndian.Uint32(in[4:])}
+	}
+	return prog, nil
 }
 
 // Load installs the filter on the calling thread (the one that will exec
