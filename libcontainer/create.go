@@ -46,6 +46,9 @@ type CreateOpts struct {
 	// Foreground keeps the caller as the init's parent so it can wait
 	// for it (`run` without --detach).
 	Foreground bool
+	// SeccompCache, when not nil, remembers compiled seccomp filters
+	// across containers (the shim's).
+	SeccompCache *seccomp.Cache
 	// BeforeCreate, when not nil, is called once the spec is checked and
 	// what needs no undoing is ready, right before the first change on
 	// the host (the state dir): `run` waits there for its signal catch.
@@ -108,7 +111,7 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 		return nil, nil, err
 	}
 	defer plan.close()
-	filter, err := compileSeccomp(s)
+	filter, err := compileSeccomp(s, o.SeccompCache)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -202,14 +205,15 @@ func initSpec(s *specs.Spec) *specs.Spec {
 	return &c
 }
 
-// compileSeccomp turns the spec's profile into BPF: a bad profile fails
-// here, before anything is made. No profile is nil.
-func compileSeccomp(s *specs.Spec) (*bpf.Filter, error) {
+// compileSeccomp turns the spec's profile into BPF (through cache, which
+// may be nil): a bad profile fails here, before anything is made. No
+// profile is nil.
+func compileSeccomp(s *specs.Spec, cache *seccomp.Cache) (*bpf.Filter, error) {
 	l := s.Linux
 	if l == nil || l.Seccomp == nil || (l.Seccomp.DefaultAction == "" && len(l.Seccomp.Syscalls) == 0) {
 		return nil, nil
 	}
-	return seccomp.Compile(l.Seccomp)
+	return cache.Compile(l.Seccomp)
 }
 
 // startInit starts `runmini init` and drives it to the ready state.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runmini/runmini/libcontainer/seccomp"
 )
 
 // ExecOpts describe a process to run in a container that exists.
@@ -19,6 +21,9 @@ type ExecOpts struct {
 	Stdin, Stdout, Stderr *os.File
 	// Foreground keeps the caller able to wait for the process.
 	Foreground bool
+	// SeccompCache, when not nil, remembers compiled seccomp filters
+	// across execs (the shim's).
+	SeccompCache *seccomp.Cache
 }
 
 // Exec starts a process in the container's namespaces and cgroup, with the
@@ -65,7 +70,7 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	filter, err := compileSeccomp(&s)
+	filter, err := compileSeccomp(&s, o.SeccompCache)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/runmini/runmini/libcontainer"
+	"github.com/runmini/runmini/libcontainer/seccomp"
 	"github.com/runmini/runmini/mount"
 	"github.com/runmini/runmini/reaper"
 	"github.com/runmini/runmini/spec"
@@ -39,6 +40,9 @@ type service struct {
 	// shutdown stops the server; called once no task is left.
 	shutdown func()
 	trim     *memTrimmer
+	// seccomp keeps the compiled filters of the profiles seen: a pod's
+	// containers and every exec share one.
+	seccomp *seccomp.Cache
 
 	mu    sync.Mutex
 	tasks map[string]*task
@@ -56,8 +60,12 @@ type task struct {
 	execs map[string]*process
 }
 
+// seccompCacheSize bounds the compiled filters a shim keeps (~8 KiB each for
+// containerd's default profile): a pod rarely has more than a few.
+const seccompCacheSize = 16
+
 func newService(ns string, pub *publisher, r *reaper.Reaper, shutdown func()) *service {
-	return &service{ns: ns, pub: pub, reaper: r, shutdown: shutdown, trim: newMemTrimmer(), tasks: map[string]*task{}}
+	return &service{ns: ns, pub: pub, reaper: r, shutdown: shutdown, trim: newMemTrimmer(), seccomp: seccomp.NewCache(seccompCacheSize), tasks: map[string]*task{}}
 }
 
 // defaultRoot is where libcontainer keeps this namespace's containers, so
@@ -209,6 +217,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 			Stdin:         in,
 			Stdout:        out,
 			Stderr:        errw,
+			SeccompCache:  s.seccomp,
 		})
 		if err != nil {
 			return 0, nil, createError(err)
@@ -457,6 +466,7 @@ func (s *service) startExec(ctx context.Context, t *task, p *process) error {
 			Stdin:         in,
 			Stdout:        out,
 			Stderr:        errw,
+			SeccompCache:  s.seccomp,
 		})
 		if err != nil {
 			return 0, nil, fmt.Errorf("exec %s in %s: %w", p.execID, t.id, err)

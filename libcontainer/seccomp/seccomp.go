@@ -3,17 +3,20 @@
 package seccomp
 
 import (
-	"os"
-	"strconv"
-
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"log/slog"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
 
 	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
 )
@@ -238,4 +241,66 @@ func addRule(f *libseccomp.ScmpFilter, call libseccomp.ScmpSyscall, act libsecco
 		}
 	}
 	return nil
+}
+
+// Cache keeps compiled filters by profile, for a long-running caller: the
+// shim compiles the same profile for every container of a pod and for
+// every exec (an exec probe every few seconds), and containerd's default
+// profile costs libseccomp ~10 ms each time. A Filter from the cache is
+// shared and must not be changed. It is safe for concurrent use and holds
+// at most max filters, dropping the least recently used.
+type Cache struct {
+	mu    sync.Mutex
+	max   int
+	items map[[sha256.Size]byte]*Filter
+	order [][sha256.Size]byte // least recently used first
+}
+
+// NewCache returns a cache of at most max filters.
+func NewCache(max int) *Cache {
+	return &Cache{max: max, items: map[[sha256.Size]byte]*Filter{}}
+}
+
+// Compile is Compile, remembered by the profile's content. A nil cache
+// just compiles.
+func (c *Cache) Compile(p *specs.LinuxSeccomp) (*Filter, error) {
+	if c == nil {
+		return Compile(p)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	key := sha256.Sum256(b)
+	c.mu.Lock()
+	f, ok := c.items[key]
+	if ok {
+		c.touch(key)
+	}
+	c.mu.Unlock()
+	if ok {
+		return f, nil
+	}
+	// Compiled outside the lock: two first uses of one profile may both
+	// compile, and the second result replaces the first.
+	if f, err = Compile(p); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[key]; !ok && len(c.order) == c.max {
+		delete(c.items, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.items[key] = f
+	c.touch(key)
+	return f, nil
+}
+
+// touch makes key the most recently used. Called with mu held.
+func (c *Cache) touch(key [sha256.Size]byte) {
+	if i := slices.Index(c.order, key); i >= 0 {
+		c.order = slices.Delete(c.order, i, i+1)
+	}
+	c.order = append(c.order, key)
 }

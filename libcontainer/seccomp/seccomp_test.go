@@ -110,3 +110,42 @@ func TestFeaturesMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestCacheSharesFiltersByContent(t *testing.T) {
+	profile := func(name string) *specs.LinuxSeccomp {
+		return &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{"SCMP_ARCH_X86_64"},
+			Syscalls: []specs.LinuxSyscall{{Names: []string{name}, Action: specs.ActErrno}}}
+	}
+	c := NewCache(2)
+	compile := func(p *specs.LinuxSeccomp) *Filter {
+		t.Helper()
+		f, err := c.Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a := compile(profile("chdir"))
+	if compile(profile("chdir")) != a {
+		t.Error("an equal profile (another copy) was compiled again")
+	}
+	b := compile(profile("getcwd"))
+	if b == a || slices.Equal(a.Prog, b.Prog) {
+		t.Error("different profiles share a filter")
+	}
+	compile(profile("chdir")) // now getcwd is the least recently used
+	compile(profile("mkdir"))
+	if compile(profile("chdir")) != a {
+		t.Error("the most recently used filter was dropped")
+	}
+	if compile(profile("getcwd")) == b {
+		t.Error("a cache of 2 kept 3 filters")
+	}
+	if _, err := c.Compile(&specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_BOGUS"}); err == nil {
+		t.Error("a bad profile compiled through the cache")
+	}
+	var none *Cache
+	if f, err := none.Compile(profile("chdir")); err != nil || f == a {
+		t.Errorf("a nil cache: %v, %v (shared: %v)", f, err, f == a)
+	}
+}

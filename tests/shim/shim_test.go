@@ -770,6 +770,53 @@ func TestOutputFifoReaderOpenedLate(t *testing.T) {
 	e.deleteTask(id)
 }
 
+// refused tells the output of `cd / 2>&1; echo cd=$?` under a profile that
+// refuses chdir.
+func refused(out string) bool {
+	return strings.Contains(out, "Operation not permitted") && strings.Contains(out, "cd=") && !strings.Contains(out, "cd=0")
+}
+
+// Every process of a container with a seccomp profile is filtered: the
+// init and each exec (the shim compiles the profile once and shares the
+// filter).
+func TestSeccompForInitAndExecs(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	eperm := uint(1)
+	b := testutil.Bundle(t, func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "cd / 2>&1; echo cd=$?; sleep 100"}
+		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32},
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"chdir"}, Action: specs.ActErrno, ErrnoRet: &eperm}}}
+	})
+	e := startShim(t, b, id)
+	stdout, _ := e.create(id, b, nil)
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		x := "s" + strconv.Itoa(i)
+		out := filepath.Join(e.dir, x+".out")
+		p := &specs.Process{Args: []string{"sh", "-c", "cd / 2>&1; echo cd=$?"}, Cwd: "/"}
+		if _, err := e.client.Exec(ctx(t), &taskapi.ExecProcessRequest{ID: id, ExecID: x, Stdout: "file://" + out, Spec: processAny(t, p)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id, ExecID: x}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.Wait(ctx(t), &taskapi.WaitRequest{ID: id, ExecID: x}); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, out); !refused(got) {
+			t.Errorf("exec %s: %q, want chdir refused with EPERM", x, got)
+		}
+	}
+	if got := readFile(t, stdout); !refused(got) {
+		t.Errorf("init: %q, want chdir refused with EPERM", got)
+	}
+	e.client.Kill(ctx(t), &taskapi.KillRequest{ID: id, Signal: 9})
+	e.deleteTask(id)
+}
+
 func commonPrefix(a, b []byte) int {
 	n := 0
 	for n < len(a) && n < len(b) && a[n] == b[n] {
