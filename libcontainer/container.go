@@ -87,7 +87,7 @@ func validID(id string) error {
 func (c *Container) ID() string          { return c.st.ID }
 func (c *Container) Pid() int            { return c.st.InitPid }
 func (c *Container) Bundle() string      { return c.st.Bundle }
-func (c *Container) Config() *specs.Spec { return c.st.Config }
+func (c *Container) Config() *specs.Spec { return c.st.spec() }
 
 // PrivatePidNS tells whether the container's init is pid 1 of a pid
 // namespace of its own, whose death takes every other process with it;
@@ -96,7 +96,7 @@ func (c *Container) PrivatePidNS() bool { return c.st.PrivatePidNS }
 
 // Status computes the state from the live init process.
 func (c *Container) Status() Status {
-	if c.st.Config == nil {
+	if !c.st.hasConfig() {
 		return Creating
 	}
 	if !c.st.initAlive() {
@@ -125,9 +125,7 @@ func (c *Container) State() *OCIState {
 		Created:    c.st.Created,
 		Owner:      c.st.Owner,
 	}
-	if c.st.Config != nil {
-		s.Annotations = c.st.Config.Annotations
-	}
+	s.Annotations = c.st.annotations()
 	if st != Stopped {
 		s.Pid = c.st.InitPid
 	}
@@ -145,9 +143,7 @@ func (c *Container) specState(status Status) *specs.State {
 	if status != Stopped {
 		s.Pid = c.st.InitPid
 	}
-	if c.st.Config != nil {
-		s.Annotations = c.st.Config.Annotations
-	}
+	s.Annotations = c.st.annotations()
 	return s
 }
 

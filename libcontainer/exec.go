@@ -39,7 +39,11 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 	if o.Process == nil || len(o.Process.Args) == 0 {
 		return nil, errors.New("exec: process args must not be empty")
 	}
-	s := *c.st.Config
+	cfg := c.st.spec()
+	if cfg == nil {
+		return nil, fmt.Errorf("exec in %s: its recorded config cannot be read", c.st.ID)
+	}
+	s := *cfg
 	s.Process = o.Process
 	s.Hooks = nil
 	lx := specs.Linux{}
@@ -50,8 +54,8 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 	// the container created itself.
 	pid := strconv.Itoa(c.st.InitPid)
 	lx.Namespaces = nil
-	if c.st.Config.Linux != nil {
-		for _, ns := range c.st.Config.Linux.Namespaces {
+	if cfg.Linux != nil {
+		for _, ns := range cfg.Linux.Namespaces {
 			lx.Namespaces = append(lx.Namespaces, specs.LinuxNamespace{Type: ns.Type, Path: "/proc/" + pid + "/ns/" + nsName(ns.Type)})
 		}
 	}
@@ -137,6 +141,10 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
+	old := c.st.spec()
+	if old == nil {
+		return fmt.Errorf("update %s: its recorded config cannot be read", c.st.ID)
+	}
 	// Device rules are not updated (runc neither): the container's rules
 	// were completed with the defaults at create, and re-applying the
 	// spec's own list would take /dev/null away.
@@ -145,10 +153,10 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	if err := m.Set(&set); err != nil {
 		return err
 	}
-	if cfg := c.st.Config; cfg.Linux != nil && cfg.Linux.Resources != nil {
-		r.Devices = cfg.Linux.Resources.Devices
+	if old.Linux != nil && old.Linux.Resources != nil {
+		r.Devices = old.Linux.Resources.Devices
 	}
-	cfg := *c.st.Config
+	cfg := *old
 	lx := specs.Linux{}
 	if cfg.Linux != nil {
 		lx = *cfg.Linux

@@ -128,3 +128,35 @@ func BenchmarkWriteState(b *testing.B) {
 		}
 	}
 }
+
+// state.json keeps the config as bytes until something needs it; the
+// annotations are read without decoding the rest.
+func TestStateConfigDecodedOnUse(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &specs.Spec{Version: specs.Version, Hostname: "h", Annotations: map[string]string{"a": "b"}}
+	if err := writeState(dir, &persisted{ID: "c", Config: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := readState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.hasConfig() || p.Config != nil {
+		t.Fatalf("after readState: hasConfig %v, decoded %v", p.hasConfig(), p.Config != nil)
+	}
+	if a := p.annotations(); a["a"] != "b" || p.Config != nil {
+		t.Errorf("annotations %v (config decoded: %v)", a, p.Config != nil)
+	}
+	if s := p.spec(); s == nil || s.Hostname != "h" || p.spec() != s {
+		t.Errorf("spec() = %+v", s)
+	}
+
+	// Valid JSON of the wrong shape: no config, no panic.
+	bad := &persisted{ID: "c", RawConfig: []byte(`{"process": 5}`)}
+	if bad.spec() != nil || bad.annotations() != nil {
+		t.Error("an undecodable config was used")
+	}
+	if (&persisted{RawConfig: []byte("null")}).hasConfig() || (&persisted{}).hasConfig() {
+		t.Error("a null or missing config counts as one")
+	}
+}

@@ -31,7 +31,10 @@ func (c *Container) Start(ctx context.Context) error {
 	default:
 		return ErrRunning
 	}
-	h := c.st.Config.Hooks
+	var h *specs.Hooks
+	if cfg := c.st.spec(); cfg != nil {
+		h = cfg.Hooks
+	}
 	if h != nil && len(h.Prestart) > 0 {
 		if err := hooks.RunAll(ctx, "prestart", h.Prestart, c.specState(Created)); err != nil {
 			// The spec: stop the container and go on to delete.
@@ -178,7 +181,7 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 		}
 	}
-	if cfg := c.st.Config; cfg != nil && cfg.Hooks != nil {
+	if cfg := c.st.spec(); cfg != nil && cfg.Hooks != nil {
 		runWarn(ctx, "poststop", cfg.Hooks.Poststop, c.specState(Stopped))
 	}
 	if err := os.RemoveAll(c.dir); err != nil {

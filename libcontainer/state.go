@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,8 +45,50 @@ type persisted struct {
 	Owner       string            `json:"owner,omitempty"`
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	// PrivatePidNS: killing the init kills every process of the container.
-	PrivatePidNS bool        `json:"private_pid_ns"`
-	Config       *specs.Spec `json:"config"`
+	PrivatePidNS bool `json:"private_pid_ns"`
+	// Config is the spec as created, "config" in state.json. readState
+	// keeps the bytes (RawConfig) and spec decodes them on first use:
+	// state, list and kill do not need them, and decoding a spec costs a
+	// CLI process 1-2 ms.
+	Config    *specs.Spec     `json:"-"`
+	RawConfig json.RawMessage `json:"config"`
+}
+
+// hasConfig tells a created container from one still being created.
+func (p *persisted) hasConfig() bool {
+	return p.Config != nil || (len(p.RawConfig) > 0 && string(p.RawConfig) != "null")
+}
+
+// spec is Config, decoded from state.json on first use; nil when there is
+// none or it cannot be decoded (said once in the log).
+func (p *persisted) spec() *specs.Spec {
+	if p.Config == nil && p.hasConfig() {
+		s := new(specs.Spec)
+		if err := json.Unmarshal(p.RawConfig, s); err != nil {
+			slog.Warn("cannot decode the config recorded in state.json", "id", p.ID, "err", err)
+			p.RawConfig = nil
+			return nil
+		}
+		p.Config = s
+	}
+	return p.Config
+}
+
+// annotations are the config's, read without decoding the rest of it.
+func (p *persisted) annotations() map[string]string {
+	if p.Config != nil {
+		return p.Config.Annotations
+	}
+	if !p.hasConfig() {
+		return nil
+	}
+	var a struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal(p.RawConfig, &a); err != nil {
+		return nil
+	}
+	return a.Annotations
 }
 
 // OCIState is the JSON `runmini state` prints: runc's format, which is the
@@ -63,6 +106,15 @@ type OCIState struct {
 }
 
 func writeState(dir string, p *persisted) error {
+	if p.Config != nil {
+		raw, err := json.Marshal(p.Config)
+		if err != nil {
+			return fmt.Errorf("encode state: %w", err)
+		}
+		q := *p
+		q.RawConfig = raw
+		p = &q
+	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
