@@ -390,6 +390,14 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 		return nil, err
 	}
 	syncp.Phase("config sent")
+	// state.json is written once the init is ready, but everything in it
+	// is known now: encode it while the init works.
+	var state []byte
+	if !o.exec {
+		if state, err = encodeState(c.st); err != nil {
+			return nil, err
+		}
+	}
 	logf := func(raw json.RawMessage) { forwardLog(raw) }
 	for {
 		m, err := conn.ExpectAny(logf)
@@ -411,7 +419,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			// An exec has no state of its own: the process only waits
 			// for our OK to exec, and the EOF below tells it did.
 			if !o.exec {
-				if err := writeState(c.dir, c.st); err != nil {
+				if err := writeStateBytes(c.dir, state); err != nil {
 					return nil, fmt.Errorf("write state: %w", err)
 				}
 			}

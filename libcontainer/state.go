@@ -106,10 +106,19 @@ type OCIState struct {
 }
 
 func writeState(dir string, p *persisted) error {
+	b, err := encodeState(p)
+	if err != nil {
+		return err
+	}
+	return writeStateBytes(dir, b)
+}
+
+// encodeState is state.json's content for p.
+func encodeState(p *persisted) ([]byte, error) {
 	if p.Config != nil {
 		raw, err := json.Marshal(p.Config)
 		if err != nil {
-			return fmt.Errorf("encode state: %w", err)
+			return nil, fmt.Errorf("encode state: %w", err)
 		}
 		q := *p
 		q.RawConfig = raw
@@ -117,8 +126,12 @@ func writeState(dir string, p *persisted) error {
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
+		return nil, fmt.Errorf("encode state: %w", err)
 	}
+	return b, nil
+}
+
+func writeStateBytes(dir string, b []byte) error {
 	return writeFileAtomic(filepath.Join(dir, stateFile), b, 0o600)
 }
 
