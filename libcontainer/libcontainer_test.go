@@ -133,7 +133,8 @@ func BenchmarkWriteState(b *testing.B) {
 // annotations are read without decoding the rest.
 func TestStateConfigDecodedOnUse(t *testing.T) {
 	dir := t.TempDir()
-	cfg := &specs.Spec{Version: specs.Version, Hostname: "h", Annotations: map[string]string{"a": "b"}}
+	cfg := &specs.Spec{Version: specs.Version, Hostname: "h", Annotations: map[string]string{"a": "b"},
+		Hooks: &specs.Hooks{Poststop: []specs.Hook{{Path: "/bin/true"}}}}
 	if err := writeState(dir, &persisted{ID: "c", Config: cfg}); err != nil {
 		t.Fatal(err)
 	}
@@ -147,13 +148,16 @@ func TestStateConfigDecodedOnUse(t *testing.T) {
 	if a := p.annotations(); a["a"] != "b" || p.Config != nil {
 		t.Errorf("annotations %v (config decoded: %v)", a, p.Config != nil)
 	}
+	if h := p.hooks(); h == nil || len(h.Poststop) != 1 || h.Poststop[0].Path != "/bin/true" || p.Config != nil {
+		t.Errorf("hooks %+v (config decoded: %v)", h, p.Config != nil)
+	}
 	if s := p.spec(); s == nil || s.Hostname != "h" || p.spec() != s {
 		t.Errorf("spec() = %+v", s)
 	}
 
 	// Valid JSON of the wrong shape: no config, no panic.
 	bad := &persisted{ID: "c", RawConfig: []byte(`{"process": 5}`)}
-	if bad.spec() != nil || bad.annotations() != nil {
+	if bad.spec() != nil || bad.annotations() != nil || bad.hooks() != nil {
 		t.Error("an undecodable config was used")
 	}
 	if (&persisted{RawConfig: []byte("null")}).hasConfig() || (&persisted{}).hasConfig() {

@@ -31,10 +31,7 @@ func (c *Container) Start(ctx context.Context) error {
 	default:
 		return ErrRunning
 	}
-	var h *specs.Hooks
-	if cfg := c.st.spec(); cfg != nil {
-		h = cfg.Hooks
-	}
+	h := c.st.hooks()
 	if h != nil && len(h.Prestart) > 0 {
 		if err := hooks.RunAll(ctx, "prestart", h.Prestart, c.specState(Created)); err != nil {
 			// The spec: stop the container and go on to delete.
@@ -181,8 +178,8 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 		}
 	}
-	if cfg := c.st.spec(); cfg != nil && cfg.Hooks != nil {
-		runWarn(ctx, "poststop", cfg.Hooks.Poststop, c.specState(Stopped))
+	if h := c.st.hooks(); h != nil {
+		runWarn(ctx, "poststop", h.Poststop, c.specState(Stopped))
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove state dir: %w", err))

@@ -79,16 +79,34 @@ func (p *persisted) annotations() map[string]string {
 	if p.Config != nil {
 		return p.Config.Annotations
 	}
-	if !p.hasConfig() {
-		return nil
-	}
-	var a struct {
+	var part struct {
 		Annotations map[string]string `json:"annotations"`
 	}
-	if err := json.Unmarshal(p.RawConfig, &a); err != nil {
-		return nil
+	p.decodePart(&part)
+	return part.Annotations
+}
+
+// hooks are the config's, read without decoding the rest of it (start
+// and delete need nothing else).
+func (p *persisted) hooks() *specs.Hooks {
+	if p.Config != nil {
+		return p.Config.Hooks
 	}
-	return a.Annotations
+	var part struct {
+		Hooks *specs.Hooks `json:"hooks"`
+	}
+	p.decodePart(&part)
+	return part.Hooks
+}
+
+// decodePart decodes the fields of the recorded config that v has; a
+// config that cannot be decoded leaves v as it is.
+func (p *persisted) decodePart(v any) {
+	if p.hasConfig() {
+		if err := json.Unmarshal(p.RawConfig, v); err != nil {
+			slog.Warn("cannot decode the config recorded in state.json", "id", p.ID, "err", err)
+		}
+	}
 }
 
 // OCIState is the JSON `runmini state` prints: runc's format, which is the
