@@ -223,19 +223,26 @@ func clen(b []byte) int {
 // attachedDevicePrograms lists the ids of the device programs attached to
 // the cgroup dirFD.
 func attachedDevicePrograms(dirFD int) ([]uint32, error) {
-	ids := make([]uint32, 64)
-	attr := progQueryAttr{
-		targetFD:   uint32(dirFD),
-		attachType: unix.BPF_CGROUP_DEVICE,
-		progIDs:    uint64(uintptr(unsafe.Pointer(&ids[0]))),
-		progCnt:    uint32(len(ids)),
+	ids := make([]uint32, 16)
+	for {
+		attr := progQueryAttr{
+			targetFD:   uint32(dirFD),
+			attachType: unix.BPF_CGROUP_DEVICE,
+			progIDs:    uint64(uintptr(unsafe.Pointer(&ids[0]))),
+			progCnt:    uint32(len(ids)),
+		}
+		_, err := bpf(unix.BPF_PROG_QUERY, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+		runtime.KeepAlive(ids)
+		if err == unix.ENOSPC && int(attr.progCnt) > len(ids) {
+			// More than fit: the kernel said how many there are.
+			ids = make([]uint32, attr.progCnt)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return ids[:attr.progCnt], nil
 	}
-	_, err := bpf(unix.BPF_PROG_QUERY, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
-	runtime.KeepAlive(ids)
-	if err != nil {
-		return nil, err
-	}
-	return ids[:attr.progCnt], nil
 }
 
 // setDeviceFilter attaches a filter for rules to the cgroup dirFD and then

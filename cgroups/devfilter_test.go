@@ -2,10 +2,14 @@ package cgroups
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/runmini/runmini/cgroups/internal/cgtest"
 )
 
 // run interprets a device program (only the instructions deviceProgram
@@ -136,4 +140,56 @@ func TestDeviceProgram(t *testing.T) {
 			}
 		})
 	}
+}
+
+// More device programs than one query returns at first (16) are all
+// found and detached when the filter is replaced.
+func TestHostDeviceFilterReplacesMany(t *testing.T) {
+	cgtest.RequireRoot(t)
+	var mnt string
+	switch hostMode(t) {
+	case ModeHybrid:
+		mnt = unifiedRoot(defaultRoot, ModeHybrid)
+	case ModeV2:
+		mnt = defaultRoot
+	default:
+		t.Skip("host has no cgroup2 hierarchy")
+	}
+	dir := filepath.Join(mnt, cgtest.UniqueName(t))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	all := rules(t, specs.LinuxDeviceCgroup{Allow: true})
+	for i := 0; i < 20; i++ {
+		if err := setDeviceFilterKeeping(fd, all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids, err := attachedDevicePrograms(fd); err != nil || len(ids) != 20 {
+		t.Fatalf("%d programs attached (%v), want 20", len(ids), err)
+	}
+	if err := setDeviceFilter(fd, all); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := attachedDevicePrograms(fd); err != nil || len(ids) != 1 {
+		t.Errorf("%d programs attached after the replace (%v), want 1", len(ids), err)
+	}
+}
+
+// setDeviceFilterKeeping attaches one more filter, detaching nothing.
+func setDeviceFilterKeeping(dirFD int, r []specs.LinuxDeviceCgroup) error {
+	prog, err := loadDeviceProgram(deviceProgram(r))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(prog)
+	a := progAttachAttr{targetFD: uint32(dirFD), attachBpfFD: uint32(prog), attachType: unix.BPF_CGROUP_DEVICE, attachFlags: unix.BPF_F_ALLOW_MULTI}
+	_, err = bpf(unix.BPF_PROG_ATTACH, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	return err
 }
