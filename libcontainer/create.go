@@ -111,7 +111,7 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 		return nil, nil, err
 	}
 	defer plan.close()
-	filter, err := compileSeccomp(s, o.SeccompCache)
+	filter, err := startSeccomp(s, o.SeccompCache)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -205,21 +205,53 @@ func initSpec(s *specs.Spec) *specs.Spec {
 	return &c
 }
 
-// compileSeccomp turns the spec's profile into BPF (through cache, which
-// may be nil): a bad profile fails here, before anything is made. No
-// profile is nil.
-func compileSeccomp(s *specs.Spec, cache *seccomp.Cache) (*bpf.Filter, error) {
+// pendingFilter is a seccomp profile being compiled on another goroutine.
+type pendingFilter struct {
+	done   chan struct{}
+	filter *bpf.Filter
+	err    error
+}
+
+// startSeccomp checks the spec's profile (a bad one fails here, before
+// anything is made) and compiles it, through cache (which may be nil), on
+// another goroutine: libseccomp takes ~12 ms for containerd's default
+// profile, time in which the init boots and builds the container, and the
+// init needs the filter only at the end. No profile gives nil.
+func startSeccomp(s *specs.Spec, cache *seccomp.Cache) (*pendingFilter, error) {
 	l := s.Linux
 	if l == nil || l.Seccomp == nil || (l.Seccomp.DefaultAction == "" && len(l.Seccomp.Syscalls) == 0) {
 		return nil, nil
 	}
-	return cache.Compile(l.Seccomp)
+	if err := seccomp.Check(l.Seccomp); err != nil {
+		return nil, err
+	}
+	p := &pendingFilter{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.filter, p.err = cache.Compile(l.Seccomp)
+	}()
+	return p, nil
 }
 
-// startInit starts `runmini init` and drives it to the ready state.
-// filter is the compiled seccomp profile (nil: none); createCgroup, when
-// not nil, makes the cgroup once the init is cloned.
-func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Manager, plan *nsPlan, filter *bpf.Filter, createCgroup func() error) (proc *Process, retErr error) {
+// ready is the filter when it is already compiled.
+func (p *pendingFilter) ready() (*bpf.Filter, bool) {
+	select {
+	case <-p.done:
+		return p.filter, p.err == nil
+	default:
+		return nil, false
+	}
+}
+
+// wait is the filter, once compiled.
+func (p *pendingFilter) wait() (*bpf.Filter, error) {
+	<-p.done
+	return p.filter, p.err
+}
+
+// filter is the seccomp profile being compiled (nil: none); createCgroup,
+// when not nil, makes the cgroup once the init is cloned.
+func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Manager, plan *nsPlan, filter *pendingFilter, createCgroup func() error) (proc *Process, retErr error) {
 	exe, err := sealedExe(plan.needsNsenter())
 	if err != nil {
 		return nil, err
@@ -289,8 +321,17 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 		ExecSockFD:   -1,
 		Exec:         o.exec,
 		PreserveFDs:  o.PreserveFDs,
-		Seccomp:      filter,
 		Debug:        slog.Default().Enabled(ctx, slog.LevelDebug),
+	}
+	if filter != nil {
+		// Already compiled (a cache hit): it goes with the config;
+		// otherwise the init asks for it when it needs it.
+		if f, ok := filter.ready(); ok {
+			ic.Seccomp = f
+		} else {
+			ic.SeccompFollows = true
+			slog.Debug("seccomp filter still compiling: the init asks for it when it needs it")
+		}
 	}
 	if console != nil {
 		ic.ConsoleFD = add(console)
@@ -405,6 +446,18 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			return nil, c.initFailed(err)
 		}
 		switch m.Type {
+		case syncp.MsgSeccompWanted:
+			if !ic.SeccompFollows {
+				return nil, errors.New("sync protocol: the init asked for a seccomp filter it was not promised")
+			}
+			f, err := filter.wait()
+			if err != nil {
+				conn.Send(&syncp.Msg{Type: syncp.MsgError, Error: err.Error()})
+				return nil, err
+			}
+			if err := conn.Send(&syncp.Msg{Type: syncp.MsgSeccomp, Seccomp: f}); err != nil {
+				return nil, err
+			}
 		case syncp.MsgCreateRuntime:
 			h := o.Spec.Hooks
 			if err := hooks.RunAll(ctx, "createRuntime", h.CreateRuntime, c.specState(Creating)); err != nil {

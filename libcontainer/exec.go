@@ -74,7 +74,7 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	filter, err := compileSeccomp(&s, o.SeccompCache)
+	filter, err := startSeccomp(&s, o.SeccompCache)
 	if err != nil {
 		return nil, err
 	}

@@ -228,6 +228,20 @@ func setOOMScoreAdj(a *int) error {
 // seccomp) and resolves the executable; it is shared by create and exec.
 func (in *initState) finishProcess(filter *bpf.Filter) (string, error) {
 	s := in.spec
+	if filter == nil && in.ic.SeccompFollows {
+		// Compiled by the runtime while we built the container.
+		if err := in.conn.Send(&syncp.Msg{Type: syncp.MsgSeccompWanted}); err != nil {
+			return "", err
+		}
+		m, err := in.conn.Expect(syncp.MsgSeccomp, nil)
+		if err != nil {
+			return "", fmt.Errorf("seccomp filter: %w", err)
+		}
+		if m.Seccomp == nil {
+			return "", errors.New("sync protocol: seccomp message without a filter")
+		}
+		filter = m.Seccomp
+	}
 	if s.Process.Terminal {
 		if err := in.setupConsole(); err != nil {
 			return "", err

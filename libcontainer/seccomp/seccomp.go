@@ -99,6 +99,55 @@ func action(a specs.LinuxSeccompAction, errnoRet *uint, defaultErrno int16) (lib
 // config).
 type Filter = bpf.Filter
 
+// Check refuses what Compile would refuse for the profile itself (actions,
+// architectures, flags, argument conditions, a listener), without
+// compiling: a caller can then compile in the background once nothing is
+// left to say no but libseccomp.
+func Check(c *specs.LinuxSeccomp) error {
+	const eperm = 1
+	if _, err := action(c.DefaultAction, c.DefaultErrnoRet, eperm); err != nil {
+		return err
+	}
+	if c.ListenerPath != "" {
+		return errors.New("seccomp: listenerPath is not supported by this build")
+	}
+	for _, a := range c.Architectures {
+		if _, err := archName(a); err != nil {
+			return err
+		}
+	}
+	if _, err := filterFlags(c.Flags); err != nil {
+		return err
+	}
+	for _, sc := range c.Syscalls {
+		if _, err := action(sc.Action, sc.ErrnoRet, eperm); err != nil {
+			return err
+		}
+		if _, err := conditions(sc.Args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// filterFlags are the seccomp(2) flags the profile asks for.
+func filterFlags(fl []specs.LinuxSeccompFlag) (uintptr, error) {
+	var flags uintptr
+	for _, flag := range fl {
+		switch flag {
+		case specs.LinuxSeccompFlagLog:
+			flags |= unix.SECCOMP_FILTER_FLAG_LOG
+		case specs.LinuxSeccompFlagSpecAllow:
+			flags |= unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
+		case specs.LinuxSeccompFlagWaitKillableRecv:
+			flags |= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+		default:
+			return 0, fmt.Errorf("seccomp: unsupported flag %q", flag)
+		}
+	}
+	return flags, nil
+}
+
 // Compile checks the config and builds the filter; nothing is loaded.
 func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
 	const eperm = 1
@@ -127,18 +176,9 @@ func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
 			return nil, fmt.Errorf("seccomp: add architecture %s: %w", a, err)
 		}
 	}
-	var flags uintptr
-	for _, flag := range c.Flags {
-		switch flag {
-		case specs.LinuxSeccompFlagLog:
-			flags |= unix.SECCOMP_FILTER_FLAG_LOG
-		case specs.LinuxSeccompFlagSpecAllow:
-			flags |= unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
-		case specs.LinuxSeccompFlagWaitKillableRecv:
-			flags |= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
-		default:
-			return nil, fmt.Errorf("seccomp: unsupported flag %q", flag)
-		}
+	flags, err := filterFlags(c.Flags)
+	if err != nil {
+		return nil, err
 	}
 	for _, sc := range c.Syscalls {
 		act, err := action(sc.Action, sc.ErrnoRet, eperm)

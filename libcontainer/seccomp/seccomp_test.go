@@ -16,16 +16,27 @@ import (
 
 func TestCompileRejectsBadInput(t *testing.T) {
 	for name, c := range map[string]*specs.LinuxSeccomp{
-		"action":   {DefaultAction: "SCMP_ACT_BOGUS"},
-		"notify":   {DefaultAction: specs.ActNotify},
-		"arch":     {DefaultAction: specs.ActAllow, Architectures: []specs.Arch{"SCMP_ARCH_VAX"}},
-		"operator": {DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Index: 0, Op: "SCMP_CMP_BOGUS"}}}}},
-		"flag":     {DefaultAction: specs.ActAllow, Flags: []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_BOGUS"}},
-		"listener": {DefaultAction: specs.ActAllow, ListenerPath: "/run/x.sock"},
+		"action":      {DefaultAction: "SCMP_ACT_BOGUS"},
+		"notify":      {DefaultAction: specs.ActNotify},
+		"arch":        {DefaultAction: specs.ActAllow, Architectures: []specs.Arch{"SCMP_ARCH_VAX"}},
+		"operator":    {DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Index: 0, Op: "SCMP_CMP_BOGUS"}}}}},
+		"flag":        {DefaultAction: specs.ActAllow, Flags: []specs.LinuxSeccompFlag{"SECCOMP_FILTER_FLAG_BOGUS"}},
+		"listener":    {DefaultAction: specs.ActAllow, ListenerPath: "/run/x.sock"},
+		"rule action": {DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: "SCMP_ACT_BOGUS"}}},
+		"arg index":   {DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Index: 6, Op: specs.OpEqualTo}}}}},
 	} {
 		if _, err := Compile(c); err == nil {
-			t.Errorf("%s: accepted", name)
+			t.Errorf("%s: compiled", name)
 		}
+		// Check refuses all of it before anything is made; the
+		// compile then happens in the background.
+		if err := Check(c); err == nil {
+			t.Errorf("%s: passed Check", name)
+		}
+	}
+	if err := Check(&specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Architectures: []specs.Arch{"SCMP_ARCH_X86_64"},
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 1, Op: specs.OpEqualTo}}}}}); err != nil {
+		t.Errorf("a good profile failed Check: %v", err)
 	}
 }
 

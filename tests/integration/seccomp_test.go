@@ -43,3 +43,33 @@ func TestSeccompProfile(t *testing.T) {
 	}
 	check("exec", out)
 }
+
+// A profile that takes libseccomp longer to compile than the init takes to
+// build the container (a thousand argument rules, ~60 ms): the init gets
+// its filter when it asks, and it is in force for the process and an exec.
+func TestSeccompProfileCompiledWhileCreating(t *testing.T) {
+	t.Parallel()
+	eperm := uint(1)
+	bundle := testutil.Bundle(t, func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "cd / 2>&1; echo cd=$?; exec sleep 1000"}
+		p := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32},
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"chdir"}, Action: specs.ActErrno, ErrnoRet: &eperm}}}
+		for i := 0; i < 1000; i++ {
+			p.Syscalls = append(p.Syscalls, specs.LinuxSyscall{Names: []string{"getpriority"}, Action: specs.ActErrno,
+				Args: []specs.LinuxSeccompArg{{Index: 1, Value: uint64(100000 + i), Op: specs.OpEqualTo}}})
+		}
+		s.Linux.Seccomp = p
+	})
+	id := testutil.ID(t)
+	out, errOut, code := testutil.Run(t, "--debug", "run", "-d", "--bundle", bundle, id)
+	if code != 0 {
+		t.Fatalf("run -d: exit %d: %s %s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "seccomp filter still compiling") {
+		t.Errorf("the filter did not follow the config (the test profile compiled too fast?); log:\n%s", errOut)
+	}
+	out, errOut, code = testutil.Run(t, "exec", id, "sh", "-c", "cd / 2>&1; echo cd=$?")
+	if code != 0 || !strings.Contains(out, "Operation not permitted") || strings.Contains(out, "cd=0") {
+		t.Errorf("exec: exit %d, %q (%s): want chdir refused", code, out, errOut)
+	}
+}

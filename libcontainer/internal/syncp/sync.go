@@ -13,7 +13,10 @@ package syncp
 //	  | <------------- MsgCreateRuntime -------- |  (only when there are createRuntime hooks)
 //	  | -- MsgOK / MsgError ---------------------> |
 //	  |                                          |  createContainer hooks, pivot_root,
-//	  |                                          |  masked/readonly paths, user, caps
+//	  |                                          |  masked/readonly paths
+//	  | <------------- MsgSeccompWanted -------- |  (only when InitConfig.SeccompFollows)
+//	  | -- MsgSeccomp{Seccomp} / MsgError -------> |
+//	  |                                          |  rlimits, user, caps, seccomp
 //	  | <------------------------- MsgReady ---- |
 //	  |  writes state.json                       |
 //	  | -- MsgOK --------------------------------> |  clears pdeathsig, closes the socket,
@@ -41,7 +44,7 @@ type MsgType string
 
 // Version names this protocol; bump it whenever InitConfig or the message
 // flow changes meaning.
-const Version = "runmini-sync-1"
+const Version = "runmini-sync-2"
 
 const (
 	MsgConfig        MsgType = "config"
@@ -50,6 +53,10 @@ const (
 	MsgOK            MsgType = "ok"
 	MsgError         MsgType = "error"
 	MsgLog           MsgType = "log"
+	// MsgSeccompWanted asks for the filter InitConfig.SeccompFollows
+	// promised; MsgSeccomp carries it.
+	MsgSeccompWanted MsgType = "seccompWanted"
+	MsgSeccomp       MsgType = "seccomp"
 )
 
 type Msg struct {
@@ -57,6 +64,8 @@ type Msg struct {
 	Error  string          `json:"error,omitempty"`
 	Config *InitConfig     `json:"config,omitempty"`
 	Log    json.RawMessage `json:"log,omitempty"`
+	// Seccomp is MsgSeccomp's filter.
+	Seccomp *bpf.Filter `json:"seccomp,omitempty"`
 }
 
 // Conn is one end of the socketpair.
@@ -200,6 +209,10 @@ type InitConfig struct {
 	// Seccomp is the spec's filter, compiled by the runtime (the init
 	// has no libseccomp); nil for none.
 	Seccomp *bpf.Filter `json:"seccomp,omitempty"`
+	// SeccompFollows: the spec has a filter, still being compiled while
+	// the init builds the container; the init asks for it (MsgSeccompWanted)
+	// when it needs it.
+	SeccompFollows bool `json:"seccomp_follows,omitempty"`
 	// Exec: join the container's namespaces and run the process right
 	// away; build nothing, wait for no start.
 	Exec bool `json:"exec,omitempty"`
