@@ -164,7 +164,6 @@ type Containerd struct {
 	ConfigVersion int
 
 	t       testing.TB
-	opts    containerdOptions
 	config  string // path of config.toml
 	logPath string
 
@@ -174,40 +173,12 @@ type Containerd struct {
 	started bool          // it answered once: its tasks may need deleting
 }
 
-// ContainerdOption changes how StartContainerd sets containerd up.
-type ContainerdOption func(*containerdOptions)
-
-type containerdOptions struct {
-	shimDir  string
-	logLevel string
-	extra    string
-}
-
-// WithShimDir puts dir first in containerd's PATH instead of
-// $RUNMINI_BIN_DIR or the repository's bin/.
-func WithShimDir(dir string) ContainerdOption {
-	return func(o *containerdOptions) { o.shimDir = dir }
-}
-
-// WithLogLevel sets containerd's log level ("debug", "trace"...); debug
-// also makes containerd start shims with -debug.
-func WithLogLevel(level string) ContainerdOption {
-	return func(o *containerdOptions) { o.logLevel = level }
-}
-
-// WithConfig appends TOML to the generated config.toml. It must be in the
-// format of the version's ConfigVersion and may not repeat a table the
-// generated config already has (see configTOML).
-func WithConfig(toml string) ContainerdOption {
-	return func(o *containerdOptions) { o.extra += "\n" + toml + "\n" }
-}
-
 // StartContainerd starts a containerd of version (see ContainerdBinaries)
 // for t, with a config of its own and the runtime io.containerd.mini.v2
 // registered, and waits until it answers. The CRI plugins and NRI are
 // disabled: nothing binds a TCP port or a socket outside the test's
-// directory. containerd's PATH is the shim directory (WithShimDir,
-// $RUNMINI_BIN_DIR, or the repository's bin/), then the version's binaries
+// directory. containerd's PATH is the shim directory ($RUNMINI_BIN_DIR or
+// the repository's bin/), then the version's binaries
 // (so `ctr run` without --runtime uses the version's own runc shim), then
 // the system's (runc).
 //
@@ -216,25 +187,19 @@ func WithConfig(toml string) ContainerdOption {
 // after that, mounts under its directories, container cgroups and shim
 // state fail t as leaks and are undone, and the directory is removed. A
 // failed test gets containerd's log.
-func StartContainerd(t testing.TB, version string, opts ...ContainerdOption) *Containerd {
+func StartContainerd(t testing.TB, version string) *Containerd {
 	t.Helper()
 	requireRoot(t)
 	binDir := ContainerdBinaries(t, version)
-	var o containerdOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.shimDir == "" {
-		o.shimDir = os.Getenv(BinDirEnv)
-	}
-	if o.shimDir == "" {
+	shimDir := os.Getenv(BinDirEnv)
+	if shimDir == "" {
 		root, err := repoRoot()
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.shimDir = filepath.Join(root, "bin")
+		shimDir = filepath.Join(root, "bin")
 	}
-	shimDir, err := filepath.Abs(o.shimDir)
+	shimDir, err := filepath.Abs(shimDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +231,6 @@ func StartContainerd(t testing.TB, version string, opts ...ContainerdOption) *Co
 		ShimDir:       shimDir,
 		ConfigVersion: cfgVersion,
 		t:             t,
-		opts:          o,
 		config:        filepath.Join(dir, "config.toml"),
 		logPath:       filepath.Join(dir, "containerd.log"),
 	}
@@ -350,9 +314,6 @@ func (c *Containerd) configTOML() string {
 	// The host's config is not read (--config replaces it), and neither
 	// are the drop-ins the default config of 2.x imports.
 	b.WriteString("imports = []\n")
-	if c.opts.logLevel != "" {
-		fmt.Fprintf(&b, "\n[debug]\n  level = %q\n", c.opts.logLevel)
-	}
 	if c.ConfigVersion < 4 {
 		fmt.Fprintf(&b, "\n[grpc]\n  address = %q\n\n[ttrpc]\n  address = %q\n", c.Address, c.TTRPCAddress)
 	}
@@ -369,7 +330,6 @@ func (c *Containerd) configTOML() string {
 		cri = `io.containerd.cri.v1.runtime`
 	}
 	fmt.Fprintf(&b, "  [plugins.%q.containerd.runtimes.mini]\n    runtime_type = %q\n", cri, MiniRuntime)
-	b.WriteString(c.opts.extra)
 	return b.String()
 }
 
@@ -506,13 +466,20 @@ func (c *Containerd) Pid() int {
 	}
 }
 
+// take hands over the running daemon (nil when none) to the caller that
+// will end it.
+func (c *Containerd) take() (*exec.Cmd, chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmd, done := c.cmd, c.done
+	c.cmd, c.done = nil, nil
+	return cmd, done
+}
+
 // Kill SIGKILLs the daemon and waits for it to exit; shims and their
 // containers keep running, as after a crash. Restart brings it back.
 func (c *Containerd) Kill() {
-	c.mu.Lock()
-	cmd, done := c.cmd, c.done
-	c.cmd, c.done = nil, nil
-	c.mu.Unlock()
+	cmd, done := c.take()
 	if cmd == nil {
 		return
 	}
@@ -534,10 +501,7 @@ func (c *Containerd) Restart(t testing.TB) {
 // stop asks the daemon to exit and SIGKILLs it if it has not after
 // containerdStopGrace.
 func (c *Containerd) stop() {
-	c.mu.Lock()
-	cmd, done := c.cmd, c.done
-	c.cmd, c.done = nil, nil
-	c.mu.Unlock()
+	cmd, done := c.take()
 	if cmd == nil {
 		return
 	}
@@ -642,9 +606,6 @@ func (c *Containerd) ctrList(args ...string) ([]string, error) {
 	}
 	return strings.Fields(stdout), nil
 }
-
-// LogPath is containerd's log file (stdout and stderr of every start).
-func (c *Containerd) LogPath() string { return c.logPath }
 
 // logTail returns the end of containerd's log.
 func (c *Containerd) logTail() []byte {
