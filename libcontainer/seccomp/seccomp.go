@@ -99,57 +99,23 @@ func action(a specs.LinuxSeccompAction, errnoRet *uint, defaultErrno int16) (lib
 // config).
 type Filter = bpf.Filter
 
-// Check refuses what Compile would refuse for the profile itself (actions,
-// architectures, flags, argument conditions, a listener), without
-// compiling: a caller can then compile in the background once nothing is
-// left to say no but libseccomp.
-func Check(c *specs.LinuxSeccomp) error {
-	const eperm = 1
-	if _, err := action(c.DefaultAction, c.DefaultErrnoRet, eperm); err != nil {
-		return err
-	}
-	if c.ListenerPath != "" {
-		return errors.New("seccomp: listenerPath is not supported by this build")
-	}
-	for _, a := range c.Architectures {
-		if _, err := archName(a); err != nil {
-			return err
-		}
-	}
-	if _, err := filterFlags(c.Flags); err != nil {
-		return err
-	}
-	for _, sc := range c.Syscalls {
-		if _, err := action(sc.Action, sc.ErrnoRet, eperm); err != nil {
-			return err
-		}
-		if _, err := conditions(sc.Args); err != nil {
-			return err
-		}
-	}
-	return nil
+// profile is a seccomp config checked and turned into libseccomp's terms.
+type profile struct {
+	def   libseccomp.ScmpAction
+	archs []libseccomp.ScmpArch
+	flags uintptr
+	rules []rule
 }
 
-// filterFlags are the seccomp(2) flags the profile asks for.
-func filterFlags(fl []specs.LinuxSeccompFlag) (uintptr, error) {
-	var flags uintptr
-	for _, flag := range fl {
-		switch flag {
-		case specs.LinuxSeccompFlagLog:
-			flags |= unix.SECCOMP_FILTER_FLAG_LOG
-		case specs.LinuxSeccompFlagSpecAllow:
-			flags |= unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
-		case specs.LinuxSeccompFlagWaitKillableRecv:
-			flags |= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
-		default:
-			return 0, fmt.Errorf("seccomp: unsupported flag %q", flag)
-		}
-	}
-	return flags, nil
+type rule struct {
+	names []string
+	act   libseccomp.ScmpAction
+	conds [][]libseccomp.ScmpCondition
 }
 
-// Compile checks the config and builds the filter; nothing is loaded.
-func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
+// parse refuses what libseccomp would not be asked to do: unknown
+// actions, architectures, flags and argument conditions, a listener.
+func parse(c *specs.LinuxSeccomp) (*profile, error) {
 	const eperm = 1
 	def, err := action(c.DefaultAction, c.DefaultErrnoRet, eperm)
 	if err != nil {
@@ -158,27 +124,25 @@ func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
 	if c.ListenerPath != "" {
 		return nil, errors.New("seccomp: listenerPath is not supported by this build")
 	}
-	f, err := libseccomp.NewFilter(def)
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: new filter: %w", err)
-	}
-	defer f.Release()
-	// The runtime decides about no_new_privs itself (process.noNewPrivileges).
-	if err := f.SetNoNewPrivsBit(false); err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
-	}
+	p := &profile{def: def}
 	for _, a := range c.Architectures {
 		arch, err := archName(a)
 		if err != nil {
 			return nil, err
 		}
-		if err := f.AddArch(arch); err != nil {
-			return nil, fmt.Errorf("seccomp: add architecture %s: %w", a, err)
-		}
+		p.archs = append(p.archs, arch)
 	}
-	flags, err := filterFlags(c.Flags)
-	if err != nil {
-		return nil, err
+	for _, flag := range c.Flags {
+		switch flag {
+		case specs.LinuxSeccompFlagLog:
+			p.flags |= unix.SECCOMP_FILTER_FLAG_LOG
+		case specs.LinuxSeccompFlagSpecAllow:
+			p.flags |= unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW
+		case specs.LinuxSeccompFlagWaitKillableRecv:
+			p.flags |= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+		default:
+			return nil, fmt.Errorf("seccomp: unsupported flag %q", flag)
+		}
 	}
 	for _, sc := range c.Syscalls {
 		act, err := action(sc.Action, sc.ErrnoRet, eperm)
@@ -189,12 +153,46 @@ func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
 		if err != nil {
 			return nil, err
 		}
-		if act == def {
+		p.rules = append(p.rules, rule{names: sc.Names, act: act, conds: conds})
+	}
+	return p, nil
+}
+
+// Check refuses what Compile would refuse for the profile itself, without
+// compiling: a caller can then compile in the background once nothing is
+// left to say no but libseccomp.
+func Check(c *specs.LinuxSeccomp) error {
+	_, err := parse(c)
+	return err
+}
+
+// Compile checks the config and builds the filter; nothing is loaded.
+func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
+	p, err := parse(c)
+	if err != nil {
+		return nil, err
+	}
+	f, err := libseccomp.NewFilter(p.def)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: new filter: %w", err)
+	}
+	defer f.Release()
+	// The runtime decides about no_new_privs itself (process.noNewPrivileges).
+	if err := f.SetNoNewPrivsBit(false); err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	for i, arch := range p.archs {
+		if err := f.AddArch(arch); err != nil {
+			return nil, fmt.Errorf("seccomp: add architecture %s: %w", c.Architectures[i], err)
+		}
+	}
+	for _, r := range p.rules {
+		if r.act == p.def {
 			// libseccomp refuses a rule that repeats the default
 			// action; it would change nothing anyway.
 			continue
 		}
-		for _, name := range sc.Names {
+		for _, name := range r.names {
 			call, err := libseccomp.GetSyscallFromName(name)
 			if err != nil {
 				// Profiles list syscalls of newer kernels and other
@@ -202,7 +200,7 @@ func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
 				slog.Debug("seccomp: unknown syscall skipped", "name", name)
 				continue
 			}
-			if err := addRule(f, call, act, conds); err != nil {
+			if err := addRule(f, call, r.act, r.conds); err != nil {
 				return nil, fmt.Errorf("seccomp: rule for %s: %w", name, err)
 			}
 		}
@@ -211,7 +209,7 @@ func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Filter{Prog: prog, Flags: flags}, nil
+	return &Filter{Prog: prog, Flags: p.flags}, nil
 }
 
 // exportBPF renders the filter now: loading must not call into libseccomp,
