@@ -61,10 +61,9 @@ func New(c Config) (Manager, error) {
 }
 
 func newManager(l layout, r *specs.LinuxResources) *manager {
-	_, v1Hugetlb := l.v1["hugetlb"]
 	return &manager{
 		layout:    l,
-		hugetlbV2: l.mode == ModeV2 || (l.mode == ModeHybrid && !v1Hugetlb),
+		hugetlbV2: HugetlbInV2(l.mode, l.v1),
 		res:       r,
 		fd:        -1,
 	}

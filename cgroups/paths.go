@@ -36,6 +36,10 @@ func hierarchyDir(root, controller string) string {
 	return filepath.Join(root, strings.TrimPrefix(controller, "name="))
 }
 
+// HierarchyDir is where the v1 hierarchy of controller (a Paths key) is
+// mounted under root.
+func HierarchyDir(root, controller string) string { return hierarchyDir(root, controller) }
+
 // unifiedRoot is the mount point of the cgroup2 hierarchy in mode.
 func unifiedRoot(root string, mode Mode) string {
 	if mode == ModeHybrid {
@@ -43,6 +47,20 @@ func unifiedRoot(root string, mode Mode) string {
 	}
 	return root
 }
+
+// UnifiedRoot is where the cgroup2 hierarchy is mounted under root in mode.
+func UnifiedRoot(root string, mode Mode) string { return unifiedRoot(root, mode) }
+
+// HugetlbInV2 tells whether a cgroup with these Paths keeps its hugepage
+// limits (and usage) in cgroup2: always on v2, and on a hybrid host whose
+// v1 has no hugetlb hierarchy.
+func HugetlbInV2(mode Mode, paths map[string]string) bool {
+	_, v1Hugetlb := paths["hugetlb"]
+	return mode == ModeV2 || (mode == ModeHybrid && !v1Hugetlb)
+}
+
+// Controllers is the set of controllers the cgroup2 directory dir offers.
+func Controllers(dir string) (map[string]bool, error) { return cgroupFiles{}.availableV2(dir) }
 
 // detectMode asks the host how cgroups are mounted at root.
 func detectMode(root string) (Mode, error) {

@@ -59,8 +59,7 @@ func viewOf(mgr cgroups.Manager) *view {
 			m.v1[k] = dir
 		}
 	}
-	_, v1Hugetlb := m.v1["hugetlb"]
-	m.hugetlbV2 = m.mode == cgroups.ModeV2 || (m.mode == cgroups.ModeHybrid && !v1Hugetlb)
+	m.hugetlbV2 = cgroups.HugetlbInV2(m.mode, m.v1)
 	return m
 }
 
@@ -98,7 +97,7 @@ func (m *view) statsV1() (*v1stats.Metrics, error) {
 // cgroup, converted to v1 entries. Nothing is returned when hugetlb is not
 // enabled there (only resources that need it enable it).
 func (m *view) hugetlbFromV2() ([]*v1stats.HugetlbStat, error) {
-	avail, err := availableV2(m.v2)
+	avail, err := cgroups.Controllers(m.v2)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, nil
@@ -153,7 +152,7 @@ var v1MemoryModules = []string{"memsw", "kmem", "kmem.tcp"}
 func newV1Memory(root string) cgroup1.Subsystem {
 	var missing []string
 	for _, mod := range v1MemoryModules {
-		f := filepath.Join(hierarchyDir(root, "memory"), "memory."+mod+".usage_in_bytes")
+		f := filepath.Join(cgroups.HierarchyDir(root, "memory"), "memory."+mod+".usage_in_bytes")
 		if _, err := os.Stat(f); os.IsNotExist(err) {
 			missing = append(missing, mod)
 		}
@@ -175,27 +174,9 @@ func (m *view) someV1Dir() string {
 	return m.v1[keys[0]]
 }
 
-// hierarchyDir is the mount point of a v1 controller's hierarchy.
-func hierarchyDir(root, controller string) string {
-	return filepath.Join(root, strings.TrimPrefix(controller, "name="))
-}
-
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return !errors.Is(err, fs.ErrNotExist)
-}
-
-// availableV2 is the set of controllers the cgroup2 directory offers.
-func availableV2(dir string) (map[string]bool, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, c := range strings.Fields(string(b)) {
-		out[c] = true
-	}
-	return out, nil
 }
 
 // v1Subsystem is the library's controller for one v1 hierarchy.
@@ -250,7 +231,7 @@ func (m *view) cgroup1() (cgroup1.Cgroup, error) {
 		if !ok {
 			return "", cgroup1.ErrControllerNotActive
 		}
-		rel, err := filepath.Rel(hierarchyDir(m.root, ctrl), m.v1[ctrl])
+		rel, err := filepath.Rel(cgroups.HierarchyDir(m.root, ctrl), m.v1[ctrl])
 		if err != nil {
 			return "", fmt.Errorf("cgroup %s outside its hierarchy: %w", m.v1[ctrl], err)
 		}
@@ -261,10 +242,7 @@ func (m *view) cgroup1() (cgroup1.Cgroup, error) {
 
 // cgroup2 opens the unified side through containerd's library.
 func (m *view) cgroup2() (*cgroup2.Manager, error) {
-	mnt := m.root
-	if m.mode == cgroups.ModeHybrid {
-		mnt = filepath.Join(m.root, "unified")
-	}
+	mnt := cgroups.UnifiedRoot(m.root, m.mode)
 	rel, err := filepath.Rel(mnt, m.v2)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s outside %s: %w", m.v2, mnt, err)

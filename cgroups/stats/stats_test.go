@@ -232,7 +232,7 @@ func TestHostStatsV2(t *testing.T) {
 	root := "/sys/fs/cgroup"
 	switch hostMode(t) {
 	case cgroups.ModeHybrid:
-		root = "/sys/fs/cgroup/unified"
+		root = cgroups.UnifiedRoot("/sys/fs/cgroup", cgroups.ModeHybrid)
 	case cgroups.ModeV2:
 	default:
 		t.Skip("host has no cgroup2 hierarchy")
@@ -246,7 +246,7 @@ func TestHostStatsV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Destroy() })
-	avail, err := availableV2(m.Paths()[""])
+	avail, err := cgroups.Controllers(m.Paths()[""])
 	if err != nil {
 		t.Fatal(err)
 	}
