@@ -225,21 +225,7 @@ func TestHostOOMV1(t *testing.T) {
 	t.Cleanup(func() { _ = m.Destroy() })
 
 	check := leakCheck(t)
-	w, err := NewOOMWatcher(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Close() })
-	a := cgtest.StartAllocator(t, 64<<20)
-	if err := m.Apply(a.Pid()); err != nil {
-		t.Fatal(err)
-	}
-	a.Allocate(t, false)
-	expectEvents(t, w, 1)
-	_ = a.Cmd.Wait()
-	if ws, ok := a.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Errorf("helper ended with %v, want killed by SIGKILL", a.Cmd.ProcessState)
-	}
+	w := watchOOMKill(t, m)
 	oc, err := (cgroupFiles{}).readKeyed(m.Paths()["memory"], "memory.oom_control")
 	if err != nil {
 		t.Fatal(err)
@@ -349,6 +335,26 @@ func TestHostOOMV2(t *testing.T) {
 	}
 
 	check := leakCheck(t)
+	w := watchOOMKill(t, m)
+	// One kill, one event: v2 counts oom_kill.
+	expectNoEvent(t, w, 200*time.Millisecond)
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := expectClosed(t, w, time.Second); n != 0 {
+		t.Errorf("%d events after Close", n)
+	}
+	check()
+}
+
+// watchOOMKill watches m, moves in a process that allocates past m's
+// memory limit, and checks the watcher reported one OOM and the kernel
+// killed the process.
+func watchOOMKill(t *testing.T, m Manager) *OOMWatcher {
+	t.Helper()
 	w, err := NewOOMWatcher(m)
 	if err != nil {
 		t.Fatal(err)
@@ -364,18 +370,7 @@ func TestHostOOMV2(t *testing.T) {
 	if ws, ok := a.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Errorf("helper ended with %v, want killed by SIGKILL", a.Cmd.ProcessState)
 	}
-	// One kill, one event: v2 counts oom_kill.
-	expectNoEvent(t, w, 200*time.Millisecond)
-	if err := m.Destroy(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := expectClosed(t, w, time.Second); n != 0 {
-		t.Errorf("%d events after Close", n)
-	}
-	check()
+	return w
 }
 
 // TestHelperAllocator is not a test: it is the process
