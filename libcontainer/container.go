@@ -89,6 +89,16 @@ func (c *Container) Pid() int            { return c.st.InitPid }
 func (c *Container) Bundle() string      { return c.st.Bundle }
 func (c *Container) Config() *specs.Spec { return c.st.spec() }
 
+// ConfigError tells why Config is nil for a container that has a recorded
+// config, naming the file and the way out; nil otherwise.
+func (c *Container) ConfigError() error {
+	if c.st.spec() != nil || c.st.configErr == nil {
+		return nil
+	}
+	return fmt.Errorf("container %s: the config recorded in %s cannot be decoded (%v); `delete --force %s` removes the container",
+		c.st.ID, filepath.Join(c.dir, stateFile), c.st.configErr, c.st.ID)
+}
+
 // PrivatePidNS tells whether the container's init is pid 1 of a pid
 // namespace of its own, whose death takes every other process with it;
 // otherwise they must be killed one by one.

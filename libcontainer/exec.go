@@ -41,7 +41,10 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 	}
 	cfg := c.st.spec()
 	if cfg == nil {
-		return nil, fmt.Errorf("exec in %s: its recorded config cannot be read", c.st.ID)
+		if err := c.ConfigError(); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("cannot exec in a stopped container")
 	}
 	s := *cfg
 	s.Process = o.Process
@@ -143,7 +146,10 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	}
 	old := c.st.spec()
 	if old == nil {
-		return fmt.Errorf("update %s: its recorded config cannot be read", c.st.ID)
+		if err := c.ConfigError(); err != nil {
+			return err
+		}
+		return ErrNotRunning
 	}
 	// Device rules are not updated (runc neither): the container's rules
 	// were completed with the defaults at create, and re-applying the

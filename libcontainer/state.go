@@ -52,6 +52,8 @@ type persisted struct {
 	// CLI process 1-2 ms.
 	Config    *specs.Spec     `json:"-"`
 	RawConfig json.RawMessage `json:"config"`
+	// configErr is why RawConfig could not be decoded.
+	configErr error
 }
 
 // hasConfig tells a created container from one still being created.
@@ -60,13 +62,12 @@ func (p *persisted) hasConfig() bool {
 }
 
 // spec is Config, decoded from state.json on first use; nil when there is
-// none or it cannot be decoded (said once in the log).
+// none or it cannot be decoded (configErr says why).
 func (p *persisted) spec() *specs.Spec {
-	if p.Config == nil && p.hasConfig() {
+	if p.Config == nil && p.configErr == nil && p.hasConfig() {
 		s := new(specs.Spec)
 		if err := json.Unmarshal(p.RawConfig, s); err != nil {
-			slog.Warn("cannot decode the config recorded in state.json", "id", p.ID, "err", err)
-			p.RawConfig = nil
+			p.configErr = err
 			return nil
 		}
 		p.Config = s

@@ -48,6 +48,9 @@ var execCommand = &cli.Command{
 		}
 		cfg := ctr.Config()
 		if cfg == nil {
+			if err := ctr.ConfigError(); err != nil {
+				return err
+			}
 			return errors.New("cannot exec in a stopped container")
 		}
 		p, err := execProcess(c, cfg)

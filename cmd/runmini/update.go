@@ -37,6 +37,9 @@ var updateCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		if err := ctr.ConfigError(); err != nil {
+			return err
+		}
 		r := &specs.LinuxResources{}
 		if cfg := ctr.Config(); cfg != nil && cfg.Linux != nil && cfg.Linux.Resources != nil {
 			cur := *cfg.Linux.Resources
