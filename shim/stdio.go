@@ -182,7 +182,7 @@ func waitForFifoReader(path string, timeout time.Duration) (int, error) {
 		case err != unix.ENXIO:
 			return -1, &os.PathError{Op: "open", Path: path, Err: err}
 		case time.Now().After(deadline):
-			return -1, fmt.Errorf("no reader opened fifo %s within %v", path, timeout)
+			return -1, fmt.Errorf("no reader opened fifo %s within %v: the client must open its read end before it creates the task or exec", path, timeout)
 		}
 		time.Sleep(delay)
 		delay = min(2*delay, 10*time.Millisecond)
