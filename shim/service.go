@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/runmini/runmini/internal/fdpass"
 	"github.com/runmini/runmini/libcontainer"
 	"github.com/runmini/runmini/libcontainer/seccomp"
 	"github.com/runmini/runmini/mount"
@@ -286,7 +287,7 @@ func (s *service) launch(p *process, id string, start func(in, out, errw *os.Fil
 	}
 	defer func() {
 		if cs != nil {
-			cs.close()
+			cs.Close()
 		}
 		if retErr != nil {
 			st.close()
@@ -343,7 +344,7 @@ func readRoot(bundle, ns string) string {
 
 // openIO opens a process's IO and, for a terminal, the socket its pty
 // master will arrive on.
-func (s *service) openIO(cfg stdioConfig, id string) (*stdio, *consoleSocket, error) {
+func (s *service) openIO(cfg stdioConfig, id string) (*stdio, *fdpass.Socket, error) {
 	st, err := openStdio(cfg, s.ns, id)
 	if err != nil {
 		return nil, nil, err
@@ -351,7 +352,7 @@ func (s *service) openIO(cfg stdioConfig, id string) (*stdio, *consoleSocket, er
 	if !cfg.Terminal {
 		return st, nil, nil
 	}
-	cs, err := newConsoleSocket()
+	cs, err := fdpass.Listen("mini-pty")
 	if err != nil {
 		st.close()
 		return nil, nil, err
@@ -359,21 +360,23 @@ func (s *service) openIO(cfg stdioConfig, id string) (*stdio, *consoleSocket, er
 	return st, cs, nil
 }
 
-func consolePath(cs *consoleSocket) string {
+func consolePath(cs *fdpass.Socket) string {
 	if cs == nil {
 		return ""
 	}
-	return cs.path()
+	return cs.Path()
 }
 
 // attachIO finishes a started process's IO: the shim's copies of the
 // process's ends are dropped and a terminal's master is wired up.
-func (s *service) attachIO(st *stdio, cs *consoleSocket) error {
+func (s *service) attachIO(st *stdio, cs *fdpass.Socket) error {
 	st.started()
 	if cs == nil {
 		return nil
 	}
-	master, err := cs.receive()
+	// The runtime sends the master before the process is created: the
+	// deadline only guards against a broken sender.
+	master, err := cs.Accept(30 * time.Second)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"io"
-	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/containerd/console"
@@ -18,32 +15,26 @@ import (
 // copies between it and its own stdio, with the caller's terminal in raw
 // mode so keys reach the container as typed.
 type ttyProxy struct {
-	dir     string
-	ln      *net.UnixListener
+	sock    *fdpass.Socket
 	master  *os.File
 	current console.Console // our own terminal, when stdin is one
 	outDone chan struct{}
 }
 
 func newTTYProxy() (*ttyProxy, error) {
-	dir, err := os.MkdirTemp("", "runmini-tty-")
+	sock, err := fdpass.Listen("runmini-tty-")
 	if err != nil {
-		return nil, fmt.Errorf("console socket dir: %w", err)
+		return nil, err
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "console.sock"), Net: "unix"})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("console socket: %w", err)
-	}
-	return &ttyProxy{dir: dir, ln: ln, outDone: make(chan struct{})}, nil
+	return &ttyProxy{sock: sock, outDone: make(chan struct{})}, nil
 }
 
-func (t *ttyProxy) path() string { return filepath.Join(t.dir, "console.sock") }
+func (t *ttyProxy) path() string { return t.sock.Path() }
 
 // attach takes the master the container's init sent (it is already queued
 // on the connection: create has returned) and starts the copies.
 func (t *ttyProxy) attach() error {
-	master, err := fdpass.Accept(t.ln, 10*time.Second)
+	master, err := t.sock.Accept(10 * time.Second)
 	if err != nil {
 		return err
 	}
@@ -88,6 +79,5 @@ func (t *ttyProxy) close() {
 	if t.current != nil {
 		t.current.Reset()
 	}
-	t.ln.Close()
-	os.RemoveAll(t.dir)
+	t.sock.Close()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -44,4 +45,38 @@ func Accept(ln *net.UnixListener, timeout time.Duration) (*os.File, error) {
 		return os.NewFile(uintptr(fds[0]), string(name[:n])), nil
 	}
 	return nil, errors.New("receive pty master: no file descriptor in the message")
+}
+
+// Socket is a console socket: a Unix listener in a private directory of its
+// own, removed with it by Close.
+type Socket struct {
+	dir string
+	ln  *net.UnixListener
+}
+
+// Listen makes a Socket in a new directory under the system's temporary
+// directory, named after prefix.
+func Listen(prefix string) (*Socket, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, fmt.Errorf("console socket dir: %w", err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "console.sock"), Net: "unix"})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	return &Socket{dir: dir, ln: ln}, nil
+}
+
+// Path is what --console-socket names.
+func (s *Socket) Path() string { return filepath.Join(s.dir, "console.sock") }
+
+// Accept is Accept on the socket.
+func (s *Socket) Accept(timeout time.Duration) (*os.File, error) { return Accept(s.ln, timeout) }
+
+// Close stops listening and removes the directory.
+func (s *Socket) Close() {
+	s.ln.Close()
+	os.RemoveAll(s.dir)
 }
