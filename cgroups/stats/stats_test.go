@@ -59,14 +59,7 @@ func TestStatsFakeV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := Metrics(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, ok := msg.(*v1stats.Metrics)
-	if !ok {
-		t.Fatalf("Metrics is a %T, want *v1stats.Metrics", msg)
-	}
+	s := metricsOf[v1stats.Metrics](t, m)
 	if s.GetPids().GetCurrent() != 3 || s.GetPids().GetLimit() != 64 {
 		t.Errorf("pids %v, want current 3 limit 64", s.GetPids())
 	}
@@ -80,7 +73,7 @@ func TestStatsFakeV1(t *testing.T) {
 	if s.GetMemoryOomControl().GetOomKill() != 2 {
 		t.Errorf("oom control %v", s.GetMemoryOomControl())
 	}
-	metricsType(t, msg, "io.containerd.cgroups.v1.Metrics")
+	metricsType(t, s, "io.containerd.cgroups.v1.Metrics")
 
 	// Gone from every hierarchy: fs.ErrNotExist rather than the
 	// library's own "deleted" error.
@@ -111,12 +104,9 @@ func TestStatsFakeHybridHugetlb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := Metrics(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := metricsOf[v1stats.Metrics](t, m)
 	var found bool
-	for _, h := range msg.(*v1stats.Metrics).GetHugetlb() {
+	for _, h := range s.GetHugetlb() {
 		if h.GetPagesize() == "2MB" {
 			found = true
 			if h.GetUsage() != 4<<20 || h.GetFailcnt() != 7 {
@@ -125,7 +115,7 @@ func TestStatsFakeHybridHugetlb(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Errorf("no 2MB hugetlb entry in %v", msg.(*v1stats.Metrics).GetHugetlb())
+		t.Errorf("no 2MB hugetlb entry in %v", s.GetHugetlb())
 	}
 }
 
@@ -144,14 +134,7 @@ func TestStatsFakeV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := Metrics(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, ok := msg.(*v2stats.Metrics)
-	if !ok {
-		t.Fatalf("Metrics is a %T, want *v2stats.Metrics", msg)
-	}
+	s := metricsOf[v2stats.Metrics](t, m)
 	if s.GetPids().GetCurrent() != 2 || s.GetPids().GetLimit() != ^uint64(0) {
 		t.Errorf("pids %v", s.GetPids())
 	}
@@ -164,7 +147,7 @@ func TestStatsFakeV2(t *testing.T) {
 	if s.GetCPU().GetUsageUsec() != 100 {
 		t.Errorf("cpu %v", s.GetCPU())
 	}
-	metricsType(t, msg, "io.containerd.cgroups.v2.Metrics")
+	metricsType(t, s, "io.containerd.cgroups.v2.Metrics")
 
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
@@ -195,14 +178,7 @@ func TestHostStatsV1(t *testing.T) {
 	a.Allocate(t, true)
 
 	before := runtime.NumGoroutine()
-	msg, err := Metrics(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, ok := msg.(*v1stats.Metrics)
-	if !ok {
-		t.Fatalf("Metrics is a %T on a %v host, want *v1stats.Metrics", msg, hostMode(t))
-	}
+	s := metricsOf[v1stats.Metrics](t, m)
 	t.Logf("pids %v; memory usage %v; cpu %v", s.GetPids(), s.GetMemory().GetUsage(), s.GetCPU().GetUsage().GetTotal())
 	if _, ok := m.Paths()["pids"]; ok && s.GetPids().GetCurrent() < 1 {
 		t.Errorf("pids.current = %d, want >= 1", s.GetPids().GetCurrent())
@@ -213,7 +189,7 @@ func TestHostStatsV1(t *testing.T) {
 	if _, ok := m.Paths()["cpuacct"]; ok && s.GetCPU().GetUsage().GetTotal() == 0 {
 		t.Errorf("cpu usage 0: %v", s.GetCPU())
 	}
-	metricsType(t, msg, "io.containerd.cgroups.v1.Metrics")
+	metricsType(t, s, "io.containerd.cgroups.v1.Metrics")
 	// The library's Stat runs one goroutine per controller and joins
 	// them all.
 	cgtest.WaitGoroutines(t, before)
@@ -255,14 +231,7 @@ func TestHostStatsV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Allocate(t, true)
-	msg, err := Metrics(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, ok := msg.(*v2stats.Metrics)
-	if !ok {
-		t.Fatalf("Metrics is a %T, want *v2stats.Metrics", msg)
-	}
+	s := metricsOf[v2stats.Metrics](t, m)
 	t.Logf("controllers %v: pids %v, memory usage %d, hugetlb %v", avail, s.GetPids(), s.GetMemory().GetUsage(), s.GetHugetlb())
 	if avail["pids"] && s.GetPids().GetCurrent() < 1 {
 		t.Errorf("pids.current = %d, want >= 1", s.GetPids().GetCurrent())
@@ -279,7 +248,7 @@ func TestHostStatsV2(t *testing.T) {
 			t.Errorf("no 2MB hugetlb entry: %v", s.GetHugetlb())
 		}
 	}
-	metricsType(t, msg, "io.containerd.cgroups.v2.Metrics")
+	metricsType(t, s, "io.containerd.cgroups.v2.Metrics")
 	cgtest.StopProcess(t, a.Cmd)
 	if err := m.Destroy(); err != nil {
 		t.Fatal(err)
@@ -287,6 +256,20 @@ func TestHostStatsV2(t *testing.T) {
 	if _, err := Metrics(m); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Stats after Destroy: %v, want fs.ErrNotExist", err)
 	}
+}
+
+// metricsOf reads m's metrics, which must be a *T.
+func metricsOf[T any](t *testing.T, m cgroups.Manager) *T {
+	t.Helper()
+	msg, err := Metrics(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := any(msg).(*T)
+	if !ok {
+		t.Fatalf("Metrics is a %T, want a %T", msg, s)
+	}
+	return s
 }
 
 func hostMode(t *testing.T) cgroups.Mode {
