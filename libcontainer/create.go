@@ -25,6 +25,7 @@ import (
 	"github.com/runmini/runmini/libcontainer/nsenter"
 	"github.com/runmini/runmini/libcontainer/seccomp"
 	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
+	"github.com/runmini/runmini/spec/specjson"
 )
 
 // CreateOpts is what `create` (and `run`, and the shim) pass in.
@@ -309,11 +310,11 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 		ID:           o.ID,
 		Bundle:       o.Bundle,
 		Rootfs:       o.Rootfs,
-		Spec:         initSpec(o.Spec),
+		Spec:         (*specjson.Spec)(initSpec(o.Spec)),
 		NoPivot:      o.NoPivot,
 		NoNewKeyring: o.NoNewKeyring,
 		CgroupPaths:  cg.Paths(),
-		InitUnshare:  plan.initUnshare,
+		InitUnshare:  uint64(plan.initUnshare),
 		HasMountNS:   plan.has[specs.MountNamespace],
 		NewUserNS:    plan.has[specs.UserNamespace],
 		NewCgroupNS:  plan.has[specs.CgroupNamespace],
@@ -427,7 +428,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	}
 
 	conn := &syncp.Conn{F: parentSock}
-	if err := conn.Send(&syncp.Msg{Type: syncp.MsgConfig, Config: ic}); err != nil {
+	if err := conn.SendConfig(ic); err != nil {
 		return nil, err
 	}
 	syncp.Phase("config sent")

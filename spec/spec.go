@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runmini/runmini/spec/specjson"
 )
 
 // ConfigFile is the name of the spec file inside a bundle.
@@ -46,6 +48,9 @@ func Load(bundle string) (*specs.Spec, error) {
 }
 
 func decode(data []byte) (*specs.Spec, error) {
+	if s, ok := specjson.Decode(data); ok {
+		return s, nil
+	}
 	var s *specs.Spec
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("parse %s: %s", ConfigFile, describeJSONError(data, err))

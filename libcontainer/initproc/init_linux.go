@@ -84,7 +84,10 @@ func initContainer(conn *syncp.Conn) error {
 	if err != nil {
 		return err
 	}
-	ic := m.Config
+	ic, err := syncp.ReadConfig(m)
+	if err != nil {
+		return err
+	}
 	if ic.Version != syncp.Version {
 		return fmt.Errorf("container init speaks %s, runmini %s: install runmini and runmini-init from the same build", syncp.Version, ic.Version)
 	}
@@ -92,7 +95,7 @@ func initContainer(conn *syncp.Conn) error {
 		slog.SetDefault(slog.New(slog.NewJSONHandler(syncp.LogWriter{C: conn}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	}
 	syncp.Phase("init: config received")
-	s := ic.Spec
+	s := (*specs.Spec)(ic.Spec)
 	if s.Process == nil {
 		return errors.New("config has no process")
 	}

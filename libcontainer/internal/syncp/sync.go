@@ -27,17 +27,19 @@ package syncp
 // MsgLog so that the init never writes to the container's stdio.
 
 import (
-	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
-
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"unicode/utf8"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/mailru/easyjson/jlexer"
 	"golang.org/x/sys/unix"
+
+	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
+	"github.com/runmini/runmini/spec/specjson"
 )
 
 type MsgType string
@@ -59,13 +61,69 @@ const (
 	MsgSeccomp       MsgType = "seccomp"
 )
 
+//go:generate sh ../../../scripts/easyjson.sh sync.go
+
+// Msg is one packet. Its decoder is generated (sync_easyjson.go) and its
+// encoder written out (appendJSON): encoding/json would spend a
+// millisecond or two of every container start building its reflection
+// caches in the init.
+//
+//easyjson:json
 type Msg struct {
-	Type   MsgType         `json:"type"`
-	Error  string          `json:"error,omitempty"`
-	Config *InitConfig     `json:"config,omitempty"`
+	Type  MsgType `json:"type"`
+	Error string  `json:"error,omitempty"`
+	// Config is MsgConfig's InitConfig (SendConfig, ReadConfig), which
+	// encoding/json encodes: decoding it is the init's part.
+	Config json.RawMessage `json:"config,omitempty"`
 	Log    json.RawMessage `json:"log,omitempty"`
 	// Seccomp is MsgSeccomp's filter.
 	Seccomp *bpf.Filter `json:"seccomp,omitempty"`
+}
+
+// appendJSON appends m as JSON, as encoding/json would write it.
+func (m *Msg) appendJSON(b []byte) []byte {
+	b = append(b, `{"type":`...)
+	b = appendString(b, string(m.Type))
+	if m.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendString(b, m.Error)
+	}
+	// Config and Log are JSON already (json.Marshal and slog wrote them).
+	if len(m.Config) > 0 {
+		b = append(append(b, `,"config":`...), m.Config...)
+	}
+	if len(m.Log) > 0 {
+		b = append(append(b, `,"log":`...), m.Log...)
+	}
+	if m.Seccomp != nil {
+		b = m.Seccomp.AppendJSON(append(b, `,"seccomp":`...))
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 as U+FFFD (as encoding/json
+// does, less its optional HTML escaping).
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r == '\n':
+			b = append(b, '\\', 'n')
+		case r == '\r':
+			b = append(b, '\\', 'r')
+		case r == '\t':
+			b = append(b, '\\', 't')
+		case r < 0x20 || r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r) // utf8.RuneError for invalid bytes
+		}
+	}
+	return append(b, '"')
 }
 
 // Conn is one end of the socketpair.
@@ -82,11 +140,7 @@ func NewPair() (parent, child *os.File, err error) {
 }
 
 func (c *Conn) Send(m *Msg) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encode %s message: %w", m.Type, err)
-	}
-	if _, err := c.F.Write(b); err != nil {
+	if _, err := c.F.Write(m.appendJSON(nil)); err != nil {
 		return fmt.Errorf("send %s message: %w", m.Type, err)
 	}
 	return nil
@@ -130,10 +184,39 @@ func (c *Conn) Recv() (*Msg, error) {
 		return nil, err
 	}
 	m := new(Msg)
-	if err := json.Unmarshal(buf[:n], m); err != nil {
+	if err := specjson.Unmarshal(buf[:n], m); err != nil {
 		return nil, fmt.Errorf("decode sync message: %w", err)
 	}
 	return m, nil
+}
+
+// SendConfig sends MsgConfig.
+func (c *Conn) SendConfig(ic *InitConfig) error {
+	b, err := json.Marshal(ic)
+	if err != nil {
+		return fmt.Errorf("encode init config: %w", err)
+	}
+	return c.Send(&Msg{Type: MsgConfig, Config: b})
+}
+
+// ReadConfig decodes MsgConfig's InitConfig.
+func ReadConfig(m *Msg) (*InitConfig, error) {
+	ic := new(InitConfig)
+	l := jlexer.Lexer{Data: m.Config}
+	ic.UnmarshalEasyJSON(&l)
+	if err := l.Error(); err != nil {
+		// A runmini from another build may send what this one does not
+		// know: the init must still get as far as comparing versions
+		// and saying that.
+		var v struct {
+			Version string `json:"version"`
+		}
+		if json.Unmarshal(m.Config, &v) == nil && v.Version != Version {
+			return &InitConfig{Version: v.Version}, nil
+		}
+		return nil, fmt.Errorf("decode init config: %w", err)
+	}
+	return ic, nil
 }
 
 var ErrUnexpectedEOF = io.ErrUnexpectedEOF
@@ -188,6 +271,8 @@ func (w LogWriter) Write(p []byte) (int, error) {
 
 // InitConfig travels to the init in the MsgConfig packet. Fds are numbered
 // as the init sees them.
+//
+//easyjson:json
 type InitConfig struct {
 	// Version must be the init's Version: runmini and runmini-init are
 	// separate files, and a mismatch must fail clearly, not strangely.
@@ -195,11 +280,11 @@ type InitConfig struct {
 	ID           string            `json:"id"`
 	Bundle       string            `json:"bundle"`
 	Rootfs       string            `json:"rootfs"`
-	Spec         *specs.Spec       `json:"spec"`
+	Spec         *specjson.Spec    `json:"spec"`
 	NoPivot      bool              `json:"no_pivot,omitempty"`
 	NoNewKeyring bool              `json:"no_new_keyring,omitempty"`
 	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
-	InitUnshare  uintptr           `json:"init_unshare,omitempty"`
+	InitUnshare  uint64            `json:"init_unshare,omitempty"`
 	HasMountNS   bool              `json:"has_mount_ns,omitempty"`
 	NewUserNS    bool              `json:"new_user_ns,omitempty"`
 	NewCgroupNS  bool              `json:"new_cgroup_ns,omitempty"`

@@ -2,10 +2,15 @@ package syncp
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
+	"github.com/runmini/runmini/spec/specjson"
 )
 
 func TestSyncRoundTrip(t *testing.T) {
@@ -18,7 +23,7 @@ func TestSyncRoundTrip(t *testing.T) {
 	parent, child := &Conn{F: p}, &Conn{F: c}
 	// A config far larger than a page must arrive whole.
 	big := &specs.Spec{Process: &specs.Process{Env: []string{strings.Repeat("x", 200000)}}}
-	if err := parent.Send(&Msg{Type: MsgConfig, Config: &InitConfig{ID: "a", Spec: big}}); err != nil {
+	if err := parent.SendConfig(&InitConfig{ID: "a", Spec: (*specjson.Spec)(big)}); err != nil {
 		t.Fatal(err)
 	}
 	var logged []string
@@ -32,8 +37,12 @@ func TestSyncRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Config.ID != "a" || len(m.Config.Spec.Process.Env[0]) != 200000 {
-		t.Fatalf("config mangled: id %q", m.Config.ID)
+	ic, err := ReadConfig(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ic.ID != "a" || len(ic.Spec.Process.Env[0]) != 200000 {
+		t.Fatalf("config mangled: id %q", ic.ID)
 	}
 	if _, err := parent.Expect(MsgReady, func(b json.RawMessage) { logged = append(logged, string(b)) }); err != nil {
 		t.Fatal(err)
@@ -52,5 +61,64 @@ func TestSyncRoundTrip(t *testing.T) {
 	c.Close()
 	if _, err := parent.Expect(MsgOK, nil); err == nil {
 		t.Fatal("EOF not reported")
+	}
+}
+
+// TestReadConfigFromAnotherBuild: a config with keys this build does not
+// know from a runmini of another protocol version still tells its
+// version, so that the init can say so; from this version it is an error.
+func TestReadConfigFromAnotherBuild(t *testing.T) {
+	m := &Msg{Type: MsgConfig, Config: []byte(`{"version":"runmini-sync-0","id":"x","spec":{"ociVersion":"1.0.2","newField":{"a":1}},"newTop":true}`)}
+	ic, err := ReadConfig(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ic.Version != "runmini-sync-0" {
+		t.Fatalf("decoded %+v", ic)
+	}
+	m.Config = []byte(`{"version":"` + Version + `","spec":{"newField":1}}`)
+	if _, err := ReadConfig(m); err == nil || !strings.Contains(err.Error(), "unknown field") {
+		t.Fatalf("same version, unknown field: %v", err)
+	}
+	if _, err := ReadConfig(&Msg{Type: MsgConfig, Config: []byte(`{"id":`)}); err == nil || !strings.Contains(err.Error(), "decode init config") {
+		t.Fatalf("truncated config: %v", err)
+	}
+}
+
+// TestAppendString: a string reads back from our encoding as it does from
+// encoding/json's, invalid UTF-8 included.
+func TestAppendString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\s/`, "\n\r\t\b\f\x00\x1f\x7f", "é€😀", "\u2028\u2029", "bad \xff\xfe utf8", "\xed\xa0\x80"} {
+		ours := appendString(nil, s)
+		if !json.Valid(ours) {
+			t.Fatalf("%q: invalid JSON %s", s, ours)
+		}
+		want, _ := json.Marshal(s)
+		var a, b string
+		if err := json.Unmarshal(ours, &a); err != nil {
+			t.Fatal(err)
+		}
+		json.Unmarshal(want, &b)
+		if a != b {
+			t.Errorf("%q: reads back as %q, encoding/json's as %q", s, a, b)
+		}
+	}
+}
+
+// TestMsgJSON: every field survives our encoder and the generated decoder.
+func TestMsgJSON(t *testing.T) {
+	f := &bpf.Filter{Prog: []unix.SockFilter{{Code: 6, Jt: 1, Jf: 2, K: 0x7fff0000}}, Flags: 4}
+	in := &Msg{Type: MsgSeccomp, Error: "e\"\n", Config: []byte(`{"id":"x"}`), Log: []byte(`{"msg":"m"}`), Seccomp: f}
+	b := in.appendJSON(nil)
+	var viaStd Msg
+	if err := json.Unmarshal(b, &viaStd); err != nil {
+		t.Fatalf("encoding/json cannot read %s: %v", b, err)
+	}
+	out := new(Msg)
+	if err := specjson.Unmarshal(b, out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) || !reflect.DeepEqual(in, &viaStd) {
+		t.Fatalf("%s decoded as %+v / %+v", b, out, &viaStd)
 	}
 }

@@ -5,13 +5,15 @@
 package bpf
 
 import (
+	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"unsafe"
 
+	"github.com/mailru/easyjson/jlexer"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,36 +26,63 @@ type Filter struct {
 // insnSize is the size of a struct sock_filter.
 const insnSize = 8
 
-// wireFilter is a Filter in the init's JSON config: the program as one
-// base64 string of struct sock_filter rather than an array of objects,
-// which the init would decode field by field (containerd's default
-// profile compiles to hundreds of instructions).
-type wireFilter struct {
-	Prog  []byte  `json:"prog"`
-	Flags uintptr `json:"flags"`
-}
+// A Filter travels in the init's JSON config as {"prog": base64 of the
+// struct sock_filters, "flags": n} rather than an array of objects, which
+// the init would decode field by field (containerd's default profile
+// compiles to hundreds of instructions). The methods are written for
+// package syncp's codec (AppendJSON, and easyjson's lexer); the
+// encoding/json ones wrap them.
 
-func (f *Filter) MarshalJSON() ([]byte, error) {
+// AppendJSON appends f as JSON.
+func (f *Filter) AppendJSON(b []byte) []byte {
 	raw := make([]byte, 0, insnSize*len(f.Prog))
 	for _, in := range f.Prog {
 		raw = binary.NativeEndian.AppendUint16(raw, in.Code)
 		raw = append(raw, in.Jt, in.Jf)
 		raw = binary.NativeEndian.AppendUint32(raw, in.K)
 	}
-	return json.Marshal(wireFilter{Prog: raw, Flags: f.Flags})
+	b = append(b, `{"prog":"`...)
+	b = base64.StdEncoding.AppendEncode(b, raw)
+	b = append(b, `","flags":`...)
+	b = strconv.AppendUint(b, uint64(f.Flags), 10)
+	return append(b, '}')
 }
 
-func (f *Filter) UnmarshalJSON(b []byte) error {
-	var w wireFilter
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
+func (f *Filter) UnmarshalEasyJSON(l *jlexer.Lexer) {
+	var raw []byte
+	var flags uintptr
+	l.Delim('{')
+	for !l.IsDelim('}') {
+		key := l.UnsafeFieldName(false)
+		l.WantColon()
+		switch key {
+		case "prog":
+			raw = l.Bytes()
+		case "flags":
+			flags = uintptr(l.Uint64())
+		default:
+			l.SkipRecursive()
+		}
+		l.WantComma()
 	}
-	prog, err := Decode(w.Prog)
+	l.Delim('}')
+	if !l.Ok() {
+		return
+	}
+	prog, err := Decode(raw)
 	if err != nil {
-		return err
+		l.AddError(err)
+		return
 	}
-	f.Prog, f.Flags = prog, w.Flags
-	return nil
+	f.Prog, f.Flags = prog, flags
+}
+
+func (f *Filter) MarshalJSON() ([]byte, error) { return f.AppendJSON(nil), nil }
+
+func (f *Filter) UnmarshalJSON(b []byte) error {
+	l := jlexer.Lexer{Data: b}
+	f.UnmarshalEasyJSON(&l)
+	return l.Error()
 }
 
 // Decode reads a program as the kernel takes it (and libseccomp exports
