@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -44,9 +42,6 @@ type CreateOpts struct {
 	PreserveFDs int
 	// Stdio of the init; nil means the caller's own.
 	Stdin, Stdout, Stderr *os.File
-	// Foreground keeps the caller as the init's parent so it can wait
-	// for it (`run` without --detach).
-	Foreground bool
 	// SeccompCache, when not nil, remembers compiled seccomp filters
 	// across containers (the shim's).
 	SeccompCache *seccomp.Cache
@@ -63,24 +58,19 @@ type CreateOpts struct {
 // Process is the init as its creator sees it.
 type Process struct {
 	Pid int
-	cmd *exec.Cmd
-	// reparented: the init is not our child (it was forked by the nsenter
-	// constructor); waiting needs a subreaper.
-	reparented bool
 }
 
-// Wait waits for the init to exit and returns its wait status.
+// Wait waits for the init to exit and returns its wait status. The init is
+// our child, or (forked by the nsenter constructor) our grandchild, which
+// needs a subreaper to wait for.
 func (p *Process) Wait() (unix.WaitStatus, error) {
-	if !p.reparented {
-		err := p.cmd.Wait()
-		if p.cmd.ProcessState == nil {
-			return 0, err
-		}
-		return unix.WaitStatus(p.cmd.ProcessState.Sys().(syscall.WaitStatus)), nil
-	}
+	return wait4(p.Pid)
+}
+
+func wait4(pid int) (unix.WaitStatus, error) {
 	var ws unix.WaitStatus
 	for {
-		_, err := unix.Wait4(p.Pid, &ws, 0, nil)
+		_, err := unix.Wait4(pid, &ws, 0, nil)
 		if err == unix.EINTR {
 			continue
 		}
@@ -355,37 +345,36 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 		env = append(env, plan.nsenterEnv(first, pipeFD)...)
 	}
 
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/" + strconv.Itoa(exeFD),
-		Args:       []string{"runmini", "init"},
-		Env:        env,
-		Stdin:      orStd(o.Stdin, os.Stdin),
-		Stdout:     orStd(o.Stdout, os.Stdout),
-		Stderr:     orStd(o.Stderr, os.Stderr),
-		ExtraFiles: extra,
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: plan.cloneFlags,
-			// The init dies with us until it is fully created.
-			Pdeathsig: syscall.SIGKILL,
-			Setsid:    o.Spec.Process != nil && o.Spec.Process.Terminal,
-		},
+	files := []uintptr{orStd(o.Stdin, os.Stdin).Fd(), orStd(o.Stdout, os.Stdout).Fd(), orStd(o.Stderr, os.Stderr).Fd()}
+	for _, f := range extra {
+		files = append(files, f.Fd())
+	}
+	sys := &syscall.SysProcAttr{
+		Cloneflags: plan.cloneFlags,
+		// The init dies with us until it is fully created.
+		Pdeathsig: syscall.SIGKILL,
+		Setsid:    o.Spec.Process != nil && o.Spec.Process.Terminal,
 	}
 	if fd := cg.FD(); fd >= 0 {
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = fd
+		sys.UseCgroupFD = true
+		sys.CgroupFD = fd
 	}
 	if plan.cloneFlags&unix.CLONE_NEWUSER != 0 {
-		if err := setIDMappings(cmd.SysProcAttr, o.Spec); err != nil {
+		if err := setIDMappings(sys, o.Spec); err != nil {
 			return nil, err
 		}
 	}
 	// Pdeathsig fires when the thread that forked exits: keep it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
+	// syscall.ForkExec rather than os/exec: the first os.StartProcess of a
+	// process forks a child of its own to probe pidfd support, which the
+	// init's start would wait for.
+	pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(exeFD), []string{"runmini", "init"}, &syscall.ProcAttr{Env: env, Files: files, Sys: sys})
+	if err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
-	started := &Process{Pid: cmd.Process.Pid, cmd: cmd}
+	started := &Process{Pid: pid}
 	proc = started
 	syncp.Phase("init started")
 	childSock.Close()
@@ -402,8 +391,8 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 		}
 		if pid != 0 {
 			// The intermediate exits right away; reap it.
-			cmd.Wait()
-			proc.Pid, proc.reparented = pid, true
+			wait4(proc.Pid)
+			proc.Pid = pid
 		}
 	}
 	if createCgroup != nil {
@@ -498,9 +487,6 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 					err = fmt.Errorf("sync protocol: unexpected %q from init", m.Type)
 				}
 				return nil, fmt.Errorf("container init did not confirm creation: %w", err)
-			}
-			if !o.Foreground {
-				cmd.Process.Release()
 			}
 			syncp.Phase("created")
 			return proc, nil
@@ -609,16 +595,21 @@ func listenExecSock(dir string) (*os.File, error) {
 }
 
 func dialConsoleSocket(path string) (*os.File, error) {
-	conn, err := net.Dial("unix", path)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("connect to console socket: %w", err)
 	}
-	defer conn.Close()
-	f, err := conn.(*net.UnixConn).File()
-	if err != nil {
-		return nil, fmt.Errorf("console socket: %w", err)
+	for {
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		if err != unix.EINTR {
+			break
+		}
 	}
-	return f, nil
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("connect to console socket: dial unix %s: connect: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), "console-socket"), nil
 }
 
 // forwardLog re-emits a log record the init sent, with its attributes.

@@ -19,8 +19,6 @@ type ExecOpts struct {
 	PreserveFDs   int
 	// Stdio of the process; nil means the caller's own.
 	Stdin, Stdout, Stderr *os.File
-	// Foreground keeps the caller able to wait for the process.
-	Foreground bool
 	// SeccompCache, when not nil, remembers compiled seccomp filters
 	// across execs (the shim's).
 	SeccompCache *seccomp.Cache
@@ -93,7 +91,6 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 		Stdin:         o.Stdin,
 		Stdout:        o.Stdout,
 		Stderr:        o.Stderr,
-		Foreground:    o.Foreground,
 		exec:          true,
 	}, cg, plan, filter, nil)
 }

@@ -181,11 +181,24 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	if h := c.st.hooks(); h != nil {
 		runWarn(ctx, "poststop", h.Poststop, c.specState(Stopped))
 	}
-	if err := os.RemoveAll(c.dir); err != nil {
+	if err := removeStateDir(c.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove state dir: %w", err))
 	}
 	syncp.Phase("deleted")
 	return errors.Join(errs...)
+}
+
+// removeStateDir removes a container's state dir: what it holds is known
+// (three system calls instead of os.RemoveAll's listing), anything else
+// the long way.
+func removeStateDir(dir string) error {
+	for _, f := range []string{stateFile, execSock} {
+		unix.Unlink(filepath.Join(dir, f))
+	}
+	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return os.RemoveAll(dir)
 }
 
 func (c *Container) killAndWait() error {

@@ -93,7 +93,6 @@ func createContainer(c *cli.Context, foreground bool, beforeCreate func()) (_ *l
 		NoPivot:       c.Bool("no-pivot"),
 		NoNewKeyring:  c.Bool("no-new-keyring"),
 		PreserveFDs:   n,
-		Foreground:    foreground,
 		BeforeCreate:  beforeCreate,
 	})
 	if err != nil {

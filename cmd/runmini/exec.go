@@ -73,12 +73,12 @@ var execCommand = &cli.Command{
 		if n < 0 {
 			return fmt.Errorf("invalid --preserve-fds %d", n)
 		}
-		fwd.wait()
+		// The process runs as soon as it exists: every signal first.
+		fwd.waitAll()
 		proc, err := ctr.Exec(c.Context, &libcontainer.ExecOpts{
 			Process:       p,
 			ConsoleSocket: consoleSocket,
 			PreserveFDs:   n,
-			Foreground:    !detach,
 		})
 		if err != nil {
 			return err

@@ -39,6 +39,7 @@ var runCommand = &cli.Command{
 				return err
 			}
 		}
+		fwd.waitAll()
 		if err := ctr.Start(c.Context); err != nil {
 			ctr.Delete(c.Context, true)
 			return err
@@ -61,13 +62,18 @@ var runCommand = &cli.Command{
 // become our grandchild (joining a pid namespace makes nsenter fork), so we
 // become a subreaper, and every signal is caught, to be forwarded to it.
 //
-// Catching a signal costs a handshake with the runtime's signal-mask
-// thread, ~40 µs a signal on a VM (~2.5 ms for all of them): it runs on
-// another goroutine while the caller reads and checks the spec, and the
-// caller calls wait before it creates anything, so a signal either kills
-// runmini before there is anything to clean up or is forwarded. The
-// signals stay caught until runmini exits, which it does right after
-// (undoing the catch would cost as much again).
+// Catching a signal costs a handshake with the Go runtime's signal-mask
+// thread, ~40 µs a signal on a VM (~2.5 ms of CPU for all of them), so the
+// catch runs on another goroutine while the caller reads and checks the
+// spec, in two steps. First the signals that would end runmini uncaught
+// (fatal): the caller waits for them (wait) before it creates anything,
+// so such a signal either kills runmini before there is anything to clean
+// up or is forwarded. Then all the others, which the Go runtime ignores
+// until they are caught: the caller waits for them (waitAll) before it
+// starts the process, so from then on every signal is forwarded; one that
+// comes while the container is being built may be dropped, as runc drops
+// them before its own catch. The signals stay caught until runmini exits,
+// which it does right after (undoing the catch would cost as much again).
 func foreground(detach bool) (*forwarder, error) {
 	if detach {
 		return nil, nil
@@ -75,25 +81,43 @@ func foreground(detach bool) (*forwarder, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("become subreaper: %w", err)
 	}
-	f := &forwarder{sigs: make(chan os.Signal, 32), caught: make(chan struct{})}
+	f := &forwarder{sigs: make(chan os.Signal, 32), fatalCaught: make(chan struct{}), allCaught: make(chan struct{})}
 	go func() {
+		signal.Notify(f.sigs, fatalSignals...)
+		close(f.fatalCaught)
 		signal.Notify(f.sigs)
-		close(f.caught)
+		close(f.allCaught)
 	}()
 	return f, nil
 }
 
-// forwarder holds the signals caught for a foreground process.
-type forwarder struct {
-	sigs   chan os.Signal
-	caught chan struct{}
+// fatalSignals are the signals that end a Go program that has not caught them:
+// those the runtime lets kill it, and those that crash it when another
+// process sends them (catching these costs no handshake).
+var fatalSignals = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGABRT, unix.SIGTERM,
+	unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS,
 }
 
-// wait returns once every signal is caught. A nil forwarder (detached)
-// has nothing to wait for.
+// forwarder holds the signals caught for a foreground process.
+type forwarder struct {
+	sigs        chan os.Signal
+	fatalCaught chan struct{}
+	allCaught   chan struct{}
+}
+
+// wait returns once every signal that could kill runmini is caught. A nil
+// forwarder (detached) has nothing to wait for.
 func (f *forwarder) wait() {
 	if f != nil {
-		<-f.caught
+		<-f.fatalCaught
+	}
+}
+
+// waitAll returns once every signal is caught.
+func (f *forwarder) waitAll() {
+	if f != nil {
+		<-f.allCaught
 	}
 }
 

@@ -1,11 +1,13 @@
 // Package fdpass receives a file descriptor sent over a Unix socket with
 // SCM_RIGHTS: the pty master a container's init sends to --console-socket.
+//
+// It uses the socket system calls directly rather than package net, whose
+// package initialisation every runmini process would otherwise pay.
 package fdpass
 
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,45 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Accept takes one connection on ln (waiting at most timeout) and returns
-// the first file descriptor it carries, named after the message's text (a
-// pty's path). Extra descriptors are closed.
-func Accept(ln *net.UnixListener, timeout time.Duration) (*os.File, error) {
-	ln.SetDeadline(time.Now().Add(timeout))
-	conn, err := ln.AcceptUnix()
-	if err != nil {
-		return nil, fmt.Errorf("accept on console socket: %w", err)
-	}
-	defer conn.Close()
-	name := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(4*4))
-	n, oobn, _, _, err := conn.ReadMsgUnix(name, oob)
-	if err != nil {
-		return nil, fmt.Errorf("receive pty master: %w", err)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil {
-		return nil, fmt.Errorf("receive pty master: %w", err)
-	}
-	for _, m := range msgs {
-		fds, err := unix.ParseUnixRights(&m)
-		if err != nil || len(fds) == 0 {
-			continue
-		}
-		for _, fd := range fds[1:] {
-			unix.Close(fd)
-		}
-		unix.CloseOnExec(fds[0])
-		return os.NewFile(uintptr(fds[0]), string(name[:n])), nil
-	}
-	return nil, errors.New("receive pty master: no file descriptor in the message")
-}
-
 // Socket is a console socket: a Unix listener in a private directory of its
 // own, removed with it by Close.
 type Socket struct {
 	dir string
-	ln  *net.UnixListener
+	fd  int
 }
 
 // Listen makes a Socket in a new directory under the system's temporary
@@ -61,22 +29,103 @@ func Listen(prefix string) (*Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console socket dir: %w", err)
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "console.sock"), Net: "unix"})
-	if err != nil {
-		os.RemoveAll(dir)
+	s := &Socket{dir: dir, fd: -1}
+	if err := s.listen(); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("console socket: %w", err)
 	}
-	return &Socket{dir: dir, ln: ln}, nil
+	return s, nil
+}
+
+func (s *Socket) listen() error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	s.fd = fd
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: s.Path()}); err != nil {
+		return err
+	}
+	return unix.Listen(fd, 1)
 }
 
 // Path is what --console-socket names.
 func (s *Socket) Path() string { return filepath.Join(s.dir, "console.sock") }
 
-// Accept is Accept on the socket.
-func (s *Socket) Accept(timeout time.Duration) (*os.File, error) { return Accept(s.ln, timeout) }
+// Accept takes one connection (waiting at most timeout) and returns the
+// first file descriptor it carries, named after the message's text (a
+// pty's path). Extra descriptors are closed.
+func (s *Socket) Accept(timeout time.Duration) (*os.File, error) {
+	conn, err := s.accept(timeout)
+	if err != nil {
+		return nil, fmt.Errorf("accept on console socket: %w", err)
+	}
+	defer unix.Close(conn)
+	name := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	var n, oobn int
+	for {
+		n, oobn, _, _, err = unix.Recvmsg(conn, name, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("receive pty master: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return nil, fmt.Errorf("receive pty master: %w", err)
+	}
+	var file *os.File
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if file == nil {
+				file = os.NewFile(uintptr(fd), string(name[:n]))
+			} else {
+				unix.Close(fd)
+			}
+		}
+	}
+	if file == nil {
+		return nil, errors.New("receive pty master: no file descriptor in the message")
+	}
+	return file, nil
+}
+
+// accept waits for a connection for at most timeout.
+func (s *Socket) accept(timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return -1, os.ErrDeadlineExceeded
+		}
+		pfd := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, int(left.Milliseconds())+1)
+		if err == unix.EINTR || (err == nil && n == 0) {
+			continue
+		}
+		if err != nil {
+			return -1, err
+		}
+		conn, _, err := unix.Accept4(s.fd, unix.SOCK_CLOEXEC)
+		if err == unix.EINTR || err == unix.EAGAIN || err == unix.ECONNABORTED {
+			continue
+		}
+		return conn, err
+	}
+}
 
 // Close stops listening and removes the directory.
 func (s *Socket) Close() {
-	s.ln.Close()
+	if s.fd >= 0 {
+		unix.Close(s.fd)
+		s.fd = -1
+	}
 	os.RemoveAll(s.dir)
 }

@@ -3,7 +3,6 @@
 package seccomp
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -288,15 +287,17 @@ func addRule(f *libseccomp.ScmpFilter, call libseccomp.ScmpSyscall, act libsecco
 // shared and must not be changed. It is safe for concurrent use and holds
 // at most max filters, dropping the least recently used.
 type Cache struct {
-	mu    sync.Mutex
-	max   int
-	items map[[sha256.Size]byte]*Filter
-	order [][sha256.Size]byte // least recently used first
+	mu  sync.Mutex
+	max int
+	// Keyed by the profile's JSON itself: no hash whose collision could
+	// hand a container another profile's filter.
+	items map[string]*Filter
+	order []string // least recently used first
 }
 
 // NewCache returns a cache of at most max filters.
 func NewCache(max int) *Cache {
-	return &Cache{max: max, items: map[[sha256.Size]byte]*Filter{}}
+	return &Cache{max: max, items: map[string]*Filter{}}
 }
 
 // Compile is Compile, remembered by the profile's content. A nil cache
@@ -309,7 +310,7 @@ func (c *Cache) Compile(p *specs.LinuxSeccomp) (*Filter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)
 	}
-	key := sha256.Sum256(b)
+	key := string(b)
 	c.mu.Lock()
 	f, ok := c.items[key]
 	if ok {
@@ -336,7 +337,7 @@ func (c *Cache) Compile(p *specs.LinuxSeccomp) (*Filter, error) {
 }
 
 // touch makes key the most recently used. Called with mu held.
-func (c *Cache) touch(key [sha256.Size]byte) {
+func (c *Cache) touch(key string) {
 	if i := slices.Index(c.order, key); i >= 0 {
 		c.order = slices.Delete(c.order, i, i+1)
 	}
