@@ -196,6 +196,12 @@ func initSpec(s *specs.Spec) *specs.Spec {
 	return &c
 }
 
+// encodedConfig is the init's config, encoded.
+type encodedConfig struct {
+	b   []byte
+	err error
+}
+
 // pendingFilter is a seccomp profile being compiled on another goroutine.
 type pendingFilter struct {
 	done   chan struct{}
@@ -241,7 +247,7 @@ func (p *pendingFilter) wait() (*bpf.Filter, error) {
 }
 
 // filter is the seccomp profile being compiled (nil: none); createCgroup,
-// when not nil, makes the cgroup once the init is cloned.
+// when not nil, makes the cgroup while the init is cloned.
 func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Manager, plan *nsPlan, filter *pendingFilter, createCgroup func() error) (proc *Process, retErr error) {
 	exe, err := sealedExe(plan.needsNsenter())
 	if err != nil {
@@ -330,6 +336,14 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	if execLn != nil {
 		ic.ExecSockFD = add(execLn)
 	}
+	// Encoded on another goroutine while the init is cloned (a first
+	// json.Marshal of a spec builds encoding/json's caches: a millisecond
+	// or two). Its pid goes beside it in the message.
+	encoded := make(chan encodedConfig, 1)
+	go func() {
+		b, err := syncp.EncodeConfig(ic)
+		encoded <- encodedConfig{b, err}
+	}()
 	env := []string{"_RUNMINI_SYNCFD=" + strconv.Itoa(syncFD), "GOMAXPROCS=1"}
 	var nsPipeR, nsPipeW *os.File
 	if plan.needsNsenter() {
@@ -364,6 +378,20 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			return nil, err
 		}
 	}
+	// The cgroup (v1: a directory and its limits in every hierarchy, a few
+	// ms) is made while the init is cloned; the init is moved in before it
+	// gets its config.
+	var cgMade chan error
+	if createCgroup != nil {
+		cgMade = make(chan error, 1)
+		go func() { cgMade <- createCgroup() }()
+		defer func() {
+			// Whoever undoes the cgroup needs it finished.
+			if cgMade != nil {
+				<-cgMade
+			}
+		}()
+	}
 	// Pdeathsig fires when the thread that forked exits: keep it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -395,8 +423,10 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			proc.Pid = pid
 		}
 	}
-	if createCgroup != nil {
-		if err := createCgroup(); err != nil {
+	if cgMade != nil {
+		err := <-cgMade
+		cgMade = nil
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -409,15 +439,18 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	if err != nil {
 		return nil, fmt.Errorf("container init exited: %w", err)
 	}
-	if o.exec {
-		ic.InitPid = c.st.InitPid
-	} else {
+	initPid := c.st.InitPid
+	if !o.exec {
 		c.st.InitPid, c.st.InitStart = proc.Pid, start
-		ic.InitPid = proc.Pid
+		initPid = proc.Pid
 	}
 
+	enc := <-encoded
+	if enc.err != nil {
+		return nil, enc.err
+	}
 	conn := &syncp.Conn{F: parentSock}
-	if err := conn.SendConfig(ic); err != nil {
+	if err := conn.SendConfig(enc.b, initPid); err != nil {
 		return nil, err
 	}
 	syncp.Phase("config sent")

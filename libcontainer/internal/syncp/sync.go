@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/mailru/easyjson/jlexer"
@@ -46,7 +47,7 @@ type MsgType string
 
 // Version names this protocol; bump it whenever InitConfig or the message
 // flow changes meaning.
-const Version = "runmini-sync-2"
+const Version = "runmini-sync-3"
 
 const (
 	MsgConfig        MsgType = "config"
@@ -78,6 +79,8 @@ type Msg struct {
 	Log    json.RawMessage `json:"log,omitempty"`
 	// Seccomp is MsgSeccomp's filter.
 	Seccomp *bpf.Filter `json:"seccomp,omitempty"`
+	// Pid is MsgConfig's InitConfig.InitPid.
+	Pid int `json:"pid,omitempty"`
 }
 
 // appendJSON appends m as JSON, as encoding/json would write it.
@@ -97,6 +100,9 @@ func (m *Msg) appendJSON(b []byte) []byte {
 	}
 	if m.Seccomp != nil {
 		b = m.Seccomp.AppendJSON(append(b, `,"seccomp":`...))
+	}
+	if m.Pid != 0 {
+		b = strconv.AppendInt(append(b, `,"pid":`...), int64(m.Pid), 10)
 	}
 	return append(b, '}')
 }
@@ -190,13 +196,21 @@ func (c *Conn) Recv() (*Msg, error) {
 	return m, nil
 }
 
-// SendConfig sends MsgConfig.
-func (c *Conn) SendConfig(ic *InitConfig) error {
+// EncodeConfig encodes an InitConfig for SendConfig. Its InitPid is not
+// sent: SendConfig's pid is, so the config can be encoded before the init
+// exists.
+func EncodeConfig(ic *InitConfig) ([]byte, error) {
 	b, err := json.Marshal(ic)
 	if err != nil {
-		return fmt.Errorf("encode init config: %w", err)
+		return nil, fmt.Errorf("encode init config: %w", err)
 	}
-	return c.Send(&Msg{Type: MsgConfig, Config: b})
+	return b, nil
+}
+
+// SendConfig sends MsgConfig: a config from EncodeConfig and the init's
+// pid in the runtime's pid namespace.
+func (c *Conn) SendConfig(config []byte, initPid int) error {
+	return c.Send(&Msg{Type: MsgConfig, Config: config, Pid: initPid})
 }
 
 // ReadConfig decodes MsgConfig's InitConfig.
@@ -216,6 +230,7 @@ func ReadConfig(m *Msg) (*InitConfig, error) {
 		}
 		return nil, fmt.Errorf("decode init config: %w", err)
 	}
+	ic.InitPid = m.Pid
 	return ic, nil
 }
 
@@ -304,6 +319,6 @@ type InitConfig struct {
 	// Debug: the init sends its debug records (phases) too.
 	Debug bool `json:"debug,omitempty"`
 	// InitPid is the init's pid in the runtime's pid namespace, for the
-	// state handed to createContainer hooks.
-	InitPid int `json:"init_pid"`
+	// state handed to createContainer hooks; it travels as Msg.Pid.
+	InitPid int `json:"-"`
 }

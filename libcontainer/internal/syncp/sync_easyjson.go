@@ -72,6 +72,12 @@ func easyjson2bb949f9DecodeGithubComRunminiRunminiLibcontainerInternalSyncp(in *
 					(*out.Seccomp).UnmarshalEasyJSON(in)
 				}
 			}
+		case "pid":
+			if in.IsNull() {
+				in.Skip()
+			} else {
+				out.Pid = int(in.Int())
+			}
 		default:
 			in.SkipRecursive()
 		}
@@ -248,12 +254,6 @@ func easyjson2bb949f9DecodeGithubComRunminiRunminiLibcontainerInternalSyncp1(in 
 				in.Skip()
 			} else {
 				out.Debug = bool(in.Bool())
-			}
-		case "init_pid":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.InitPid = int(in.Int())
 			}
 		default:
 			in.SkipRecursive()

@@ -13,6 +13,14 @@ import (
 	"github.com/runmini/runmini/spec/specjson"
 )
 
+func sendConfig(c *Conn, ic *InitConfig, pid int) error {
+	b, err := EncodeConfig(ic)
+	if err != nil {
+		return err
+	}
+	return c.SendConfig(b, pid)
+}
+
 func TestSyncRoundTrip(t *testing.T) {
 	p, c, err := NewPair()
 	if err != nil {
@@ -23,7 +31,7 @@ func TestSyncRoundTrip(t *testing.T) {
 	parent, child := &Conn{F: p}, &Conn{F: c}
 	// A config far larger than a page must arrive whole.
 	big := &specs.Spec{Process: &specs.Process{Env: []string{strings.Repeat("x", 200000)}}}
-	if err := parent.SendConfig(&InitConfig{ID: "a", Spec: (*specjson.Spec)(big)}); err != nil {
+	if err := sendConfig(parent, &InitConfig{ID: "a", Spec: (*specjson.Spec)(big)}, 42); err != nil {
 		t.Fatal(err)
 	}
 	var logged []string
@@ -41,7 +49,7 @@ func TestSyncRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ic.ID != "a" || len(ic.Spec.Process.Env[0]) != 200000 {
+	if ic.ID != "a" || len(ic.Spec.Process.Env[0]) != 200000 || ic.InitPid != 42 {
 		t.Fatalf("config mangled: id %q", ic.ID)
 	}
 	if _, err := parent.Expect(MsgReady, func(b json.RawMessage) { logged = append(logged, string(b)) }); err != nil {
@@ -108,7 +116,7 @@ func TestAppendString(t *testing.T) {
 // TestMsgJSON: every field survives our encoder and the generated decoder.
 func TestMsgJSON(t *testing.T) {
 	f := &bpf.Filter{Prog: []unix.SockFilter{{Code: 6, Jt: 1, Jf: 2, K: 0x7fff0000}}, Flags: 4}
-	in := &Msg{Type: MsgSeccomp, Error: "e\"\n", Config: []byte(`{"id":"x"}`), Log: []byte(`{"msg":"m"}`), Seccomp: f}
+	in := &Msg{Type: MsgSeccomp, Error: "e\"\n", Config: []byte(`{"id":"x"}`), Log: []byte(`{"msg":"m"}`), Seccomp: f, Pid: 7}
 	b := in.appendJSON(nil)
 	var viaStd Msg
 	if err := json.Unmarshal(b, &viaStd); err != nil {
