@@ -92,88 +92,128 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	if s.Linux != nil {
 		res, cgPath = deviceRules(s), s.Linux.CgroupsPath
 	}
-	cg, err := cgroups.New(cgroups.Config{ID: o.ID, Path: cgPath, Resources: res})
+	mode, err := cgroups.HostMode()
 	if err != nil {
 		return nil, nil, err
 	}
 	// On v2 the init is cloned straight into its cgroup.
-	plan, err := planNamespaces(s, !cg.NeedsApply())
+	intoCgroup := mode == cgroups.ModeV2
+	plan, err := planNamespaces(s, intoCgroup)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer plan.close()
-	filter, err := startSeccomp(s, o.SeccompCache)
-	if err != nil {
-		return nil, nil, err
-	}
-	if o.BeforeCreate != nil {
-		o.BeforeCreate()
-	}
 
-	if err := os.MkdirAll(o.Root, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("create root %s: %w", o.Root, err)
-	}
 	dir := filepath.Join(o.Root, o.ID)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, nil, ErrExist
-		}
-		return nil, nil, fmt.Errorf("create state dir: %w", err)
-	}
-	defer func() {
-		if retErr != nil {
-			os.RemoveAll(dir)
-		}
-	}()
-
-	// Where the init is cloned straight into its cgroup (v2), the cgroup
-	// comes first. Elsewhere the init is moved in with Apply anyway, so
-	// the cgroup is made while the init's runtime boots (a few ms of
-	// mkdirs and writes in every v1 hierarchy off the critical path); the
-	// init is moved in before it gets its config, so before it does
-	// anything for the container.
-	cgCreated := false
-	createCgroup := func() error {
-		if err := cg.Create(); err != nil {
-			return err
-		}
-		cgCreated = true
-		syncp.Phase("cgroup created")
-		return nil
-	}
-	defer func() {
-		// Only a cgroup we made: Create refuses a populated one that
-		// exists already, and that one is not ours to remove.
-		if retErr != nil && cgCreated {
-			if err := cg.Destroy(); err != nil {
-				slog.Warn("remove cgroup after failed create", "err", err)
-			}
-		}
-	}()
-	if !cg.NeedsApply() {
-		if err := createCgroup(); err != nil {
-			return nil, nil, err
-		}
-		createCgroup = nil
-	}
-
 	st := &persisted{
 		ID:           o.ID,
 		Bundle:       o.Bundle,
 		Rootfs:       o.Rootfs,
 		Created:      time.Now().UTC(),
-		CgroupPaths:  cg.Paths(),
 		PrivatePidNS: plan.private[specs.PIDNamespace],
 		Config:       s,
 	}
 	c = &Container{root: o.Root, dir: dir, st: st}
-	c.cgOnce.Do(func() { c.cg = cg })
-
-	proc, err = c.startInit(ctx, o, cg, plan, filter, createCgroup)
+	h := &host{cgConfig: cgroups.Config{ID: o.ID, Path: cgPath, Resources: res}, o: o, c: c}
+	// The profile is checked before anything is made, and compiled while
+	// the init boots.
+	if h.filter, err = startSeccomp(s, o.SeccompCache); err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			h.undo()
+		}
+	}()
+	// Where the init is cloned into its cgroup (v2), the cgroup, and so
+	// everything before it, comes first. Elsewhere the init is cloned as
+	// soon as the spec is known (until it is created it dies with us, so
+	// it is nothing to undo) and its Go runtime boots while the rest is
+	// checked, the state dir made and the cgroup made in every v1
+	// hierarchy; the init is moved into the cgroup before it gets its
+	// config, so before it does anything for the container.
+	if intoCgroup {
+		if err := h.prepare(); err != nil {
+			return nil, nil, err
+		}
+		if err := h.makeCgroup(); err != nil {
+			return nil, nil, err
+		}
+	}
+	proc, err = c.startInit(ctx, o, plan, h)
 	if err != nil {
 		return nil, nil, err
 	}
 	return c, proc, nil
+}
+
+// host is what an init needs on the host besides its process: its cgroup
+// and seccomp filter and, for a new container, the state dir. Create
+// makes them (prepare, makeCgroup, undone by undo); an exec finds them.
+type host struct {
+	cgConfig cgroups.Config
+	o        *CreateOpts
+	c        *Container
+
+	prepared   bool
+	cg         cgroups.Manager
+	filter     *pendingFilter
+	cgroupDone bool // the cgroup exists (made by makeCgroup, or the exec's)
+	dirMade    bool
+	cgroupMade bool
+}
+
+// prepare checks what is left to check (the cgroup configuration), runs
+// BeforeCreate, and makes the state dir, which is what makes the id taken.
+func (h *host) prepare() error {
+	o := h.o
+	cg, err := cgroups.New(h.cgConfig)
+	if err != nil {
+		return err
+	}
+	h.cg = cg
+	if o.BeforeCreate != nil {
+		o.BeforeCreate()
+	}
+	if err := os.MkdirAll(o.Root, 0o700); err != nil {
+		return fmt.Errorf("create root %s: %w", o.Root, err)
+	}
+	if err := os.Mkdir(h.c.dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return ErrExist
+		}
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	h.dirMade = true
+	h.c.st.CgroupPaths = cg.Paths()
+	h.c.cgOnce.Do(func() { h.c.cg = cg })
+	h.prepared = true
+	return nil
+}
+
+// makeCgroup makes the container's cgroup.
+func (h *host) makeCgroup() error {
+	if err := h.cg.Create(); err != nil {
+		return err
+	}
+	h.cgroupMade, h.cgroupDone = true, true
+	syncp.Phase("cgroup created")
+	return nil
+}
+
+// undo removes what prepare and makeCgroup made; the init must be gone
+// (its cgroup would be busy).
+func (h *host) undo() {
+	// Only a cgroup we made: Create refuses a populated one that exists
+	// already, and that one is not ours to remove.
+	if h.cgroupMade {
+		if err := h.cg.Destroy(); err != nil {
+			slog.Warn("remove cgroup after failed create", "err", err)
+		}
+	}
+	if h.dirMade {
+		os.RemoveAll(h.c.dir)
+	}
 }
 
 // initSpec is the spec as the init gets it: without what only the runtime
@@ -246,9 +286,9 @@ func (p *pendingFilter) wait() (*bpf.Filter, error) {
 	return p.filter, p.err
 }
 
-// filter is the seccomp profile being compiled (nil: none); createCgroup,
-// when not nil, makes the cgroup while the init is cloned.
-func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Manager, plan *nsPlan, filter *pendingFilter, createCgroup func() error) (proc *Process, retErr error) {
+// h is prepared (an exec, or a v2 host) or is prepared once the init is
+// cloned.
+func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, h *host) (proc *Process, retErr error) {
 	exe, err := sealedExe(plan.needsNsenter())
 	if err != nil {
 		return nil, err
@@ -262,17 +302,17 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	defer parentSock.Close()
 	defer childSock.Close()
 
+	// The exec socket is bound in the state dir, which may not exist
+	// before the clone: the init gets the socket now, and it listens once
+	// the dir is there (before the init gets its config).
 	var execLn *os.File
 	if !o.exec {
-		if execLn, err = listenExecSock(c.dir); err != nil {
-			return nil, err
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("exec socket: %w", err)
 		}
+		execLn = os.NewFile(uintptr(fd), execSock)
 		defer execLn.Close()
-		defer func() {
-			if retErr != nil {
-				os.Remove(filepath.Join(c.dir, execSock))
-			}
-		}()
 	}
 
 	var console *os.File
@@ -301,49 +341,13 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 	}
 	exeFD := add(exe)
 	syncFD := add(childSock)
-	ic := &syncp.InitConfig{
-		Version:      syncp.Version,
-		ID:           o.ID,
-		Bundle:       o.Bundle,
-		Rootfs:       o.Rootfs,
-		Spec:         (*specjson.Spec)(initSpec(o.Spec)),
-		NoPivot:      o.NoPivot,
-		NoNewKeyring: o.NoNewKeyring,
-		CgroupPaths:  cg.Paths(),
-		InitUnshare:  uint64(plan.initUnshare),
-		HasMountNS:   plan.has[specs.MountNamespace],
-		NewUserNS:    plan.has[specs.UserNamespace],
-		NewCgroupNS:  plan.has[specs.CgroupNamespace],
-		ConsoleFD:    -1,
-		ExecSockFD:   -1,
-		Exec:         o.exec,
-		PreserveFDs:  o.PreserveFDs,
-		Debug:        slog.Default().Enabled(ctx, slog.LevelDebug),
-	}
-	if filter != nil {
-		// Already compiled (a cache hit): it goes with the config;
-		// otherwise the init asks for it when it needs it.
-		if f, ok := filter.ready(); ok {
-			ic.Seccomp = f
-		} else {
-			ic.SeccompFollows = true
-			slog.Debug("seccomp filter still compiling: the init asks for it when it needs it")
-		}
-	}
+	consoleFD, execSockFD := -1, -1
 	if console != nil {
-		ic.ConsoleFD = add(console)
+		consoleFD = add(console)
 	}
 	if execLn != nil {
-		ic.ExecSockFD = add(execLn)
+		execSockFD = add(execLn)
 	}
-	// Encoded on another goroutine while the init is cloned (a first
-	// json.Marshal of a spec builds encoding/json's caches: a millisecond
-	// or two). Its pid goes beside it in the message.
-	encoded := make(chan encodedConfig, 1)
-	go func() {
-		b, err := syncp.EncodeConfig(ic)
-		encoded <- encodedConfig{b, err}
-	}()
 	env := []string{"_RUNMINI_SYNCFD=" + strconv.Itoa(syncFD), "GOMAXPROCS=1"}
 	var nsPipeR, nsPipeW *os.File
 	if plan.needsNsenter() {
@@ -369,28 +373,16 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 		Pdeathsig: syscall.SIGKILL,
 		Setsid:    o.Spec.Process != nil && o.Spec.Process.Terminal,
 	}
-	if fd := cg.FD(); fd >= 0 {
-		sys.UseCgroupFD = true
-		sys.CgroupFD = fd
+	if h.prepared {
+		if fd := h.cg.FD(); fd >= 0 {
+			sys.UseCgroupFD = true
+			sys.CgroupFD = fd
+		}
 	}
 	if plan.cloneFlags&unix.CLONE_NEWUSER != 0 {
 		if err := setIDMappings(sys, o.Spec); err != nil {
 			return nil, err
 		}
-	}
-	// The cgroup (v1: a directory and its limits in every hierarchy, a few
-	// ms) is made while the init is cloned; the init is moved in before it
-	// gets its config.
-	var cgMade chan error
-	if createCgroup != nil {
-		cgMade = make(chan error, 1)
-		go func() { cgMade <- createCgroup() }()
-		defer func() {
-			// Whoever undoes the cgroup needs it finished.
-			if cgMade != nil {
-				<-cgMade
-			}
-		}()
 	}
 	// Pdeathsig fires when the thread that forked exits: keep it.
 	runtime.LockOSThread()
@@ -423,15 +415,62 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			proc.Pid = pid
 		}
 	}
-	if cgMade != nil {
-		err := <-cgMade
-		cgMade = nil
-		if err != nil {
+	if !h.prepared {
+		if err := h.prepare(); err != nil {
 			return nil, err
 		}
 	}
-	if cg.FD() < 0 {
-		if err := cg.Apply(proc.Pid); err != nil {
+	if execLn != nil {
+		if err := listenExecSock(execLn, c.dir); err != nil {
+			return nil, err
+		}
+	}
+	ic := &syncp.InitConfig{
+		Version:      syncp.Version,
+		ID:           o.ID,
+		Bundle:       o.Bundle,
+		Rootfs:       o.Rootfs,
+		Spec:         (*specjson.Spec)(initSpec(o.Spec)),
+		NoPivot:      o.NoPivot,
+		NoNewKeyring: o.NoNewKeyring,
+		CgroupPaths:  h.cg.Paths(),
+		InitUnshare:  uint64(plan.initUnshare),
+		HasMountNS:   plan.has[specs.MountNamespace],
+		NewUserNS:    plan.has[specs.UserNamespace],
+		NewCgroupNS:  plan.has[specs.CgroupNamespace],
+		ConsoleFD:    consoleFD,
+		ExecSockFD:   execSockFD,
+		Exec:         o.exec,
+		PreserveFDs:  o.PreserveFDs,
+		Debug:        slog.Default().Enabled(ctx, slog.LevelDebug),
+	}
+	if filter := h.filter; filter != nil {
+		// Already compiled (a cache hit): it goes with the config;
+		// otherwise the init asks for it when it needs it.
+		if f, ok := filter.ready(); ok {
+			ic.Seccomp = f
+		} else {
+			ic.SeccompFollows = true
+			slog.Debug("seccomp filter still compiling: the init asks for it when it needs it")
+		}
+	}
+	// Encoded on another goroutine while the cgroup is made (a first
+	// json.Marshal of a spec builds encoding/json's caches: a millisecond
+	// or two). Its pid goes beside it in the message.
+	encoded := make(chan encodedConfig, 1)
+	go func() {
+		b, err := syncp.EncodeConfig(ic)
+		encoded <- encodedConfig{b, err}
+	}()
+	// The cgroup (v1: a directory and its limits in every hierarchy, a few
+	// ms) is made while the config is encoded.
+	if !h.cgroupDone {
+		if err := h.makeCgroup(); err != nil {
+			return nil, err
+		}
+	}
+	if h.cg.FD() < 0 {
+		if err := h.cg.Apply(proc.Pid); err != nil {
 			return nil, err
 		}
 	}
@@ -473,7 +512,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, cg cgroups.Man
 			if !ic.SeccompFollows {
 				return nil, errors.New("sync protocol: the init asked for a seccomp filter it was not promised")
 			}
-			f, err := filter.wait()
+			f, err := h.filter.wait()
 			if err != nil {
 				conn.Send(&syncp.Msg{Type: syncp.MsgError, Error: err.Error()})
 				return nil, err
@@ -602,29 +641,25 @@ func mapsZero(ms []specs.LinuxIDMapping) bool {
 	return false
 }
 
-// listenExecSock binds <dir>/exec.sock. The path goes through the
-// directory's fd so its length never hits sun_path's 108-byte limit.
-func listenExecSock(dir string) (*os.File, error) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, err
+// listenExecSock binds ln to <dir>/exec.sock and listens. A path longer
+// than sun_path's 108 bytes goes through the directory's fd.
+func listenExecSock(ln *os.File, dir string) error {
+	path := filepath.Join(dir, execSock)
+	if len(path) >= len(unix.RawSockaddrUnix{}.Path) {
+		d, err := os.Open(dir)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		path = "/proc/self/fd/" + strconv.Itoa(int(d.Fd())) + "/" + execSock
 	}
-	defer d.Close()
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("exec socket: %w", err)
+	if err := unix.Bind(int(ln.Fd()), &unix.SockaddrUnix{Name: path}); err != nil {
+		return fmt.Errorf("bind exec socket: %w", err)
 	}
-	path := "/proc/self/fd/" + strconv.Itoa(int(d.Fd())) + "/" + execSock
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("bind exec socket: %w", err)
+	if err := unix.Listen(int(ln.Fd()), 1); err != nil {
+		return fmt.Errorf("listen on exec socket: %w", err)
 	}
-	if err := unix.Listen(fd, 1); err != nil {
-		unix.Close(fd)
-		os.Remove(filepath.Join(dir, execSock))
-		return nil, fmt.Errorf("listen on exec socket: %w", err)
-	}
-	return os.NewFile(uintptr(fd), "exec.sock"), nil
+	return nil
 }
 
 func dialConsoleSocket(path string) (*os.File, error) {
