@@ -92,10 +92,11 @@ func foreground(detach bool) (*forwarder, error) {
 }
 
 // fatalSignals are the signals that end a Go program that has not caught them:
-// those the runtime lets kill it, and those that crash it when another
-// process sends them (catching these costs no handshake).
+// those the runtime lets kill it (SIGPIPE when a write to stdout or stderr
+// finds the reader gone), and those that crash it when another process
+// sends them (catching these costs no handshake).
 var fatalSignals = []os.Signal{
-	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGABRT, unix.SIGTERM,
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGABRT, unix.SIGTERM, unix.SIGPIPE,
 	unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS,
 }
 
