@@ -313,6 +313,26 @@ func TestApplyBoundingNeedsSetpcap(t *testing.T) {
 	}
 }
 
+// TestApplyBoundingAlreadyReduced: without CAP_SETPCAP, a bounding set
+// that already is what the spec asks for is not an error (nothing is left
+// to drop), and a smaller one still is.
+func TestApplyBoundingAlreadyReduced(t *testing.T) {
+	requireCaps(t, capability.CAP_KILL)
+	kept := slices.DeleteFunc(held(t), func(c capability.Cap) bool {
+		return c == capability.CAP_SETPCAP || c == capability.CAP_SYS_ADMIN
+	})
+	st, errMsg := runSteps(t,
+		step{Caps: &specs.LinuxCapabilities{Bounding: names(kept...), Effective: names(kept...), Permitted: names(kept...)}},
+		step{Caps: &specs.LinuxCapabilities{Bounding: names(kept...), Effective: names(kept...), Permitted: names(kept...)}},
+	)
+	if errMsg != "" {
+		t.Fatalf("second apply of the same bounding set: %s", errMsg)
+	}
+	if st.bnd&(1<<uint(capability.CAP_SYS_ADMIN)) != 0 || st.bnd&(1<<uint(capability.CAP_KILL)) == 0 {
+		t.Errorf("bounding set %#x", st.bnd)
+	}
+}
+
 func TestNewUnknown(t *testing.T) {
 	for _, spec := range []*specs.LinuxCapabilities{
 		{Bounding: []string{"CAP_KILL", "CAP_FOO"}},
