@@ -164,3 +164,34 @@ func TestStateConfigDecodedOnUse(t *testing.T) {
 		t.Error("a null or missing config counts as one")
 	}
 }
+
+// TestRemoveStateDir: the known files go without listing the directory;
+// anything else (a temp file a crash left) the long way; a directory that
+// is gone is not an error.
+func TestRemoveStateDir(t *testing.T) {
+	for _, files := range [][]string{
+		{stateFile},
+		{stateFile, execSock},
+		{stateFile, "." + stateFile + ".123"},
+		{},
+	} {
+		dir := filepath.Join(t.TempDir(), "c")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := removeStateDir(dir); err != nil {
+			t.Fatalf("%v: %v", files, err)
+		}
+		if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+			t.Errorf("%v: state dir still there: %v", files, err)
+		}
+		if err := removeStateDir(dir); err != nil {
+			t.Errorf("removing a removed dir: %v", err)
+		}
+	}
+}
