@@ -1,7 +1,9 @@
 # runmini: build, install and test.
 #
-#   make                 build bin/runmini, bin/runmini-init and bin/containerd-shim-mini-v2
-#                        (static, with the cgo constructor)
+#   make                 build bin/runmini (pure Go), bin/runmini-init (pure Go) and
+#                        bin/runmini-init-nsenter (with the cgo constructor),
+#                        bin/runmini-seccomp (C, libseccomp) and bin/containerd-shim-mini-v2,
+#                        all static
 #   make install         install it into $(DESTDIR)$(PREFIX)/bin
 #   make test            install missing prerequisites (as root), build, then run
 #                        lint, unit, integration and conformance tests
@@ -53,18 +55,22 @@ $(BIN):
 	if [[ $$libc_a != /* ]]; then \
 		echo "no libc.a for the static link: install libc6-dev (or run make prereqs)" >&2; exit 1; \
 	fi
-	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o $@ ./cmd/runmini
+	CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -ldflags '-s -w' -o $@ ./cmd/runmini
+	$${CC:-gcc} -O2 -Wall -Wextra -Werror -static -o $@-seccomp cmd/runmini-seccomp/main.c -lseccomp
 	CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -ldflags '-s -w' -o $@-init ./cmd/runmini-init
 	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o $@-init-nsenter ./cmd/runmini-init
 	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o bin/containerd-shim-mini-v2 ./cmd/containerd-shim-mini-v2
 
-# runmini-init must sit beside runmini (and come from the same build): every
-# container's first process runs from it.
+# runmini-init, runmini-init-nsenter and runmini-seccomp must sit beside
+# runmini (and come from the same build): every container's first process
+# runs from the first, every exec from the second, and runmini compiles
+# seccomp profiles with the third.
 .PHONY: install
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/runmini
 	install -D -m 0755 $(BIN)-init $(DESTDIR)$(BINDIR)/runmini-init
 	install -D -m 0755 $(BIN)-init-nsenter $(DESTDIR)$(BINDIR)/runmini-init-nsenter
+	install -D -m 0755 $(BIN)-seccomp $(DESTDIR)$(BINDIR)/runmini-seccomp
 	install -D -m 0755 bin/containerd-shim-mini-v2 $(DESTDIR)$(BINDIR)/containerd-shim-mini-v2
 
 .PHONY: test

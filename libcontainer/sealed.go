@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/runmini/runmini/libcontainer/nsenter"
 )
 
 // sealedExe returns a handle on runmini's own binary that a container can
@@ -20,8 +22,11 @@ import (
 // costs two syscalls instead of copying the whole binary (runc 1.1's memfd
 // copy, ~10 ms per container and charged to the container's memory cgroup).
 // Kernels without the new mount API get the sealed memfd copy.
-func sealedExe(nsenter bool) (*os.File, error) {
-	exe := initBinary(nsenter)
+func sealedExe(joins bool) (*os.File, error) {
+	exe, err := initBinary(joins)
+	if err != nil {
+		return nil, err
+	}
 	fd, err := unix.OpenTree(unix.AT_FDCWD, exe, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err == nil {
 		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
@@ -37,20 +42,24 @@ func sealedExe(nsenter bool) (*os.File, error) {
 // beside this program (a small pure Go binary: the Go runtime start that
 // every container pays is cheaper), or runmini-init-nsenter when the init
 // must join namespaces (the same init with the cgo constructor that does
-// it), else this program itself, which has the init and the constructor
-// built in.
-func initBinary(nsenter bool) string {
+// it), else this program itself, which has the init built in, and the
+// constructor too where it was built with cgo (the shim; runmini is not).
+func initBinary(joins bool) (string, error) {
 	name := "runmini-init"
-	if nsenter {
+	if joins {
 		name = "runmini-init-nsenter"
 	}
-	if self, err := os.Readlink("/proc/self/exe"); err == nil {
+	self, err := os.Readlink("/proc/self/exe")
+	if err == nil {
 		p := filepath.Join(filepath.Dir(self), name)
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p
+			return p, nil
 		}
 	}
-	return "/proc/self/exe"
+	if joins && !nsenter.Linked {
+		return "", fmt.Errorf("%s is missing beside %s: it joins the namespaces the container shares", name, self)
+	}
+	return "/proc/self/exe", nil
 }
 
 func memfdExe(exe string) (*os.File, error) {

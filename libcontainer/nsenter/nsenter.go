@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && cgo
 
 package nsenter
 
@@ -6,3 +6,6 @@ package nsenter
 
 // #cgo CFLAGS: -Wall -Wextra
 import "C"
+
+// Linked tells whether this binary has the constructor (a build with cgo).
+const Linked = true

@@ -1,81 +1,82 @@
 // Package seccomp turns the OCI seccomp config into a BPF filter with
-// libseccomp and loads it into the calling thread.
+// libseccomp: in process where the binary links it (cgo: the shim, and
+// the tests), otherwise through runmini-seccomp, a small C program beside
+// the binary (runmini itself is built without cgo: a cgo start costs every
+// runmini command ~2.3 ms on the development VM). Both call libseccomp the
+// same way and export the same program.
 package seccomp
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 
 	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
 )
 
-var actions = map[specs.LinuxSeccompAction]libseccomp.ScmpAction{
-	specs.ActKill:        libseccomp.ActKillThread,
-	specs.ActKillThread:  libseccomp.ActKillThread,
-	specs.ActKillProcess: libseccomp.ActKillProcess,
-	specs.ActTrap:        libseccomp.ActTrap,
-	specs.ActErrno:       libseccomp.ActErrno,
-	specs.ActTrace:       libseccomp.ActTrace,
-	specs.ActAllow:       libseccomp.ActAllow,
-	specs.ActLog:         libseccomp.ActLog,
+// The kernel's return values, which are libseccomp's SCMP_ACT_* values.
+const (
+	retKillThread  = 0x00000000
+	retKillProcess = 0x80000000
+	retTrap        = 0x00030000
+	retErrno       = 0x00050000
+	retTrace       = 0x7ff00000
+	retLog         = 0x7ffc0000
+	retAllow       = 0x7fff0000
+)
+
+var actions = map[specs.LinuxSeccompAction]uint32{
+	specs.ActKill:        retKillThread,
+	specs.ActKillThread:  retKillThread,
+	specs.ActKillProcess: retKillProcess,
+	specs.ActTrap:        retTrap,
+	specs.ActErrno:       retErrno,
+	specs.ActTrace:       retTrace,
+	specs.ActAllow:       retAllow,
+	specs.ActLog:         retLog,
 }
 
-var operators = map[specs.LinuxSeccompOperator]libseccomp.ScmpCompareOp{
-	specs.OpNotEqual:     libseccomp.CompareNotEqual,
-	specs.OpLessThan:     libseccomp.CompareLess,
-	specs.OpLessEqual:    libseccomp.CompareLessOrEqual,
-	specs.OpEqualTo:      libseccomp.CompareEqual,
-	specs.OpGreaterEqual: libseccomp.CompareGreaterEqual,
-	specs.OpGreaterThan:  libseccomp.CompareGreater,
-	specs.OpMaskedEqual:  libseccomp.CompareMaskedEqual,
+// Operators are libseccomp's enum scmp_compare values.
+var operators = map[specs.LinuxSeccompOperator]int{
+	specs.OpNotEqual:     1,
+	specs.OpLessThan:     2,
+	specs.OpLessEqual:    3,
+	specs.OpEqualTo:      4,
+	specs.OpGreaterEqual: 5,
+	specs.OpGreaterThan:  6,
+	specs.OpMaskedEqual:  7,
+}
+
+// archs maps the OCI names this build takes to libseccomp's.
+var archs = map[specs.Arch]string{
+	"SCMP_ARCH_X86": "x86", "SCMP_ARCH_X86_64": "x86_64", "SCMP_ARCH_X32": "x32",
+	"SCMP_ARCH_ARM": "arm", "SCMP_ARCH_AARCH64": "aarch64",
+	"SCMP_ARCH_MIPS": "mips", "SCMP_ARCH_MIPS64": "mips64", "SCMP_ARCH_MIPS64N32": "mips64n32",
+	"SCMP_ARCH_MIPSEL": "mipsel", "SCMP_ARCH_MIPSEL64": "mipsel64", "SCMP_ARCH_MIPSEL64N32": "mipsel64n32",
+	"SCMP_ARCH_PPC": "ppc", "SCMP_ARCH_PPC64": "ppc64", "SCMP_ARCH_PPC64LE": "ppc64le",
+	"SCMP_ARCH_S390": "s390", "SCMP_ARCH_S390X": "s390x", "SCMP_ARCH_RISCV64": "riscv64",
 }
 
 // Actions, Operators and Archs list what this build supports (features).
 func Actions() []string   { return keys(actions) }
 func Operators() []string { return keys(operators) }
-func Archs() []string {
-	return []string{"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
-		"SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
-		"SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
-		"SCMP_ARCH_S390X", "SCMP_ARCH_RISCV64"}
-}
+func Archs() []string     { return keys(archs) }
 
 func keys[K ~string, V any](m map[K]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, string(k))
 	}
+	slices.Sort(out)
 	return out
 }
 
-// archName maps the OCI name (SCMP_ARCH_X86_64) to libseccomp's (amd64).
-func archName(a specs.Arch) (libseccomp.ScmpArch, error) {
-	name := strings.ToLower(strings.TrimPrefix(string(a), "SCMP_ARCH_"))
-	switch name {
-	case "x86_64":
-		name = "amd64"
-	case "aarch64":
-		name = "arm64"
-	}
-	arch, err := libseccomp.GetArchFromString(name)
-	if err != nil {
-		return 0, fmt.Errorf("seccomp: unknown architecture %q", a)
-	}
-	return arch, nil
-}
-
-func action(a specs.LinuxSeccompAction, errnoRet *uint, defaultErrno int16) (libseccomp.ScmpAction, error) {
+func action(a specs.LinuxSeccompAction, errnoRet *uint, defaultErrno uint32) (uint32, error) {
 	act, ok := actions[a]
 	if !ok {
 		if a == specs.ActNotify {
@@ -83,13 +84,12 @@ func action(a specs.LinuxSeccompAction, errnoRet *uint, defaultErrno int16) (lib
 		}
 		return 0, fmt.Errorf("seccomp: unknown action %q", a)
 	}
-	switch act {
-	case libseccomp.ActErrno, libseccomp.ActTrace:
+	if act == retErrno || act == retTrace {
 		code := defaultErrno
 		if errnoRet != nil {
-			code = int16(*errnoRet)
+			code = uint32(*errnoRet)
 		}
-		act = act.SetReturnCode(code)
+		act |= code & 0xffff
 	}
 	return act, nil
 }
@@ -98,18 +98,28 @@ func action(a specs.LinuxSeccompAction, errnoRet *uint, defaultErrno int16) (lib
 // config).
 type Filter = bpf.Filter
 
-// profile is a seccomp config checked and turned into libseccomp's terms.
+// profile is a seccomp config checked and put the way libseccomp is
+// called: actions as SCMP_ACT_* values, libseccomp's arch names.
 type profile struct {
-	def   libseccomp.ScmpAction
-	archs []libseccomp.ScmpArch
+	def   uint32
+	archs []string
 	flags uintptr
 	rules []rule
 }
 
 type rule struct {
 	names []string
-	act   libseccomp.ScmpAction
-	conds [][]libseccomp.ScmpCondition
+	act   uint32
+	// conds are ORed groups of ANDed conditions: one libseccomp rule
+	// each.
+	conds [][]cond
+}
+
+// cond is libseccomp's struct scmp_arg_cmp.
+type cond struct {
+	arg          uint
+	op           int
+	datumA, datB uint64
 }
 
 // parse refuses what libseccomp would not be asked to do: unknown
@@ -125,11 +135,11 @@ func parse(c *specs.LinuxSeccomp) (*profile, error) {
 	}
 	p := &profile{def: def}
 	for _, a := range c.Architectures {
-		arch, err := archName(a)
-		if err != nil {
-			return nil, err
+		name, ok := archs[a]
+		if !ok {
+			return nil, fmt.Errorf("seccomp: unknown architecture %q", a)
 		}
-		p.archs = append(p.archs, arch)
+		p.archs = append(p.archs, name)
 	}
 	for _, flag := range c.Flags {
 		switch flag {
@@ -171,87 +181,35 @@ func Compile(c *specs.LinuxSeccomp) (*Filter, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := libseccomp.NewFilter(p.def)
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: new filter: %w", err)
-	}
-	defer f.Release()
-	// The runtime decides about no_new_privs itself (process.noNewPrivileges).
-	if err := f.SetNoNewPrivsBit(false); err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
-	}
-	for i, arch := range p.archs {
-		if err := f.AddArch(arch); err != nil {
-			return nil, fmt.Errorf("seccomp: add architecture %s: %w", c.Architectures[i], err)
-		}
-	}
-	for _, r := range p.rules {
-		if r.act == p.def {
-			// libseccomp refuses a rule that repeats the default
-			// action; it would change nothing anyway.
-			continue
-		}
-		for _, name := range r.names {
-			call, err := libseccomp.GetSyscallFromName(name)
-			if err != nil {
-				// Profiles list syscalls of newer kernels and other
-				// architectures; runc skips the unknown ones too.
-				slog.Debug("seccomp: unknown syscall skipped", "name", name)
-				continue
-			}
-			if err := addRule(f, call, r.act, r.conds); err != nil {
-				return nil, fmt.Errorf("seccomp: rule for %s: %w", name, err)
-			}
-		}
-	}
-	prog, err := exportBPF(f)
+	prog, err := compile(p)
 	if err != nil {
 		return nil, err
 	}
 	return &Filter{Prog: prog, Flags: p.flags}, nil
 }
 
-// exportBPF renders the filter now: loading must not call into libseccomp,
-// because by then the process's rlimits (RLIMIT_AS, RLIMIT_DATA) may leave
-// no room for the allocations it makes.
-func exportBPF(f *libseccomp.ScmpFilter) ([]unix.SockFilter, error) {
-	fd, err := unix.MemfdCreate("seccomp-bpf", unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: memfd: %w", err)
-	}
-	mf := os.NewFile(uintptr(fd), "seccomp-bpf")
-	defer mf.Close()
-	if err := f.ExportBPF(mf); err != nil {
-		return nil, fmt.Errorf("seccomp: export filter: %w", err)
-	}
-	raw, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(fd))
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: read filter: %w", err)
-	}
-	return bpf.Decode(raw)
-}
-
 // conditions groups the args: libseccomp ANDs the conditions of one rule
 // but refuses two on the same argument, so several conditions on one
 // argument become separate rules (an OR), as runc does.
-func conditions(args []specs.LinuxSeccompArg) ([][]libseccomp.ScmpCondition, error) {
+func conditions(args []specs.LinuxSeccompArg) ([][]cond, error) {
 	if len(args) == 0 {
 		return nil, nil
 	}
-	var all []libseccomp.ScmpCondition
+	var all []cond
 	sameArg := true
 	for i, a := range args {
 		op, ok := operators[a.Op]
 		if !ok {
 			return nil, fmt.Errorf("seccomp: unknown operator %q", a.Op)
 		}
-		vals := []uint64{a.Value}
-		if op == libseccomp.CompareMaskedEqual {
-			vals = append(vals, a.ValueTwo)
+		// libseccomp's arguments are 0 to 5 (and its MakeCondition says
+		// so for the in-process build).
+		if a.Index > 5 {
+			return nil, fmt.Errorf("seccomp: condition on arg %d: argument index out of range", a.Index)
 		}
-		c, err := libseccomp.MakeCondition(a.Index, op, vals...)
-		if err != nil {
-			return nil, fmt.Errorf("seccomp: condition on arg %d: %w", a.Index, err)
+		c := cond{arg: a.Index, op: op, datumA: a.Value}
+		if a.Op == specs.OpMaskedEqual {
+			c.datB = a.ValueTwo
 		}
 		all = append(all, c)
 		if i > 0 && a.Index != args[0].Index {
@@ -259,25 +217,13 @@ func conditions(args []specs.LinuxSeccompArg) ([][]libseccomp.ScmpCondition, err
 		}
 	}
 	if sameArg && len(all) > 1 {
-		out := make([][]libseccomp.ScmpCondition, len(all))
+		out := make([][]cond, len(all))
 		for i, c := range all {
-			out[i] = []libseccomp.ScmpCondition{c}
+			out[i] = []cond{c}
 		}
 		return out, nil
 	}
-	return [][]libseccomp.ScmpCondition{all}, nil
-}
-
-func addRule(f *libseccomp.ScmpFilter, call libseccomp.ScmpSyscall, act libseccomp.ScmpAction, conds [][]libseccomp.ScmpCondition) error {
-	if len(conds) == 0 {
-		return f.AddRule(call, act)
-	}
-	for _, c := range conds {
-		if err := f.AddRuleConditional(call, act, c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return [][]cond{all}, nil
 }
 
 // Cache keeps compiled filters by profile, for a long-running caller: the

@@ -115,8 +115,13 @@ func TestFeaturesMatch(t *testing.T) {
 			t.Errorf("%s: features %v, seccomp package %v", name, a, b)
 		}
 	}
+	// libseccomp knows every architecture the features name (a filter
+	// takes those of the native byte order only: x86 and arm here).
 	for _, a := range Archs() {
-		if _, err := archName(specs.Arch(a)); err != nil {
+		p := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.Arch(a)},
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"getcwd"}, Action: specs.ActErrno}}}
+		_, err := Compile(p)
+		if err != nil && !strings.Contains(err.Error(), "numerical argument out of domain") {
 			t.Errorf("arch %s: %v", a, err)
 		}
 	}
