@@ -5,7 +5,8 @@
 set -euo pipefail
 
 # Debian packages the build and the tests use:
-#   gcc, libc6-dev   cgo and the static link of bin/runmini (libc.a)
+#   gcc, libc6-dev   cgo and the static links of bin/runmini-init-nsenter, the shim
+#                    and bin/runmini-seccomp (C) (libc.a)
 #   libseccomp-dev   seccomp filters (libseccomp.a, linked statically)
 #   busybox-static   the busybox rootfs of the integration tests and demo
 #   containerd       runmini as BinaryName of containerd's runc shim (1.6, integration)
