@@ -50,8 +50,9 @@ func helperInput(p *profile) []byte {
 			continue
 		}
 		for _, name := range r.names {
-			if strings.ContainsAny(name, " \t\n") || name == "" {
-				// No syscall is called that; libseccomp would not know it.
+			if name == "" || len(name) > 64 || strings.ContainsAny(name, " \t\n") {
+				// No syscall is called that (libseccomp would not know
+				// it), and the line must stay one line the helper reads.
 				continue
 			}
 			if len(r.conds) == 0 {

@@ -65,7 +65,7 @@ func TestHelperMatchesInProcess(t *testing.T) {
 				{Names: []string{"getppid"}, Action: specs.ActKillProcess},
 				{Names: []string{"uname"}, Action: specs.ActTrap},
 				{Names: []string{"getuid"}, Action: specs.ActLog},
-				{Names: []string{"no_such_syscall", "getgid"}, Action: specs.ActAllow},
+				{Names: []string{"no_such_syscall", "getgid", "", "two words", strings.Repeat("x", 100)}, Action: specs.ActAllow},
 				{Names: []string{"close"}, Action: specs.ActErrno, ErrnoRet: u(38)}, // the default: skipped
 			}},
 		"conditions": {DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchAARCH64},
