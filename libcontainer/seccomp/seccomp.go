@@ -216,6 +216,10 @@ func conditions(args []specs.LinuxSeccompArg) ([][]cond, error) {
 			sameArg = false
 		}
 	}
+	if !sameArg && len(all) > 6 {
+		// A rule compares each of the six arguments at most once.
+		return nil, fmt.Errorf("seccomp: %d argument conditions in one rule, at most 6", len(all))
+	}
 	if sameArg && len(all) > 1 {
 		out := make([][]cond, len(all))
 		for i, c := range all {

@@ -24,6 +24,9 @@ func TestCompileRejectsBadInput(t *testing.T) {
 		"listener":    {DefaultAction: specs.ActAllow, ListenerPath: "/run/x.sock"},
 		"rule action": {DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: "SCMP_ACT_BOGUS"}}},
 		"arg index":   {DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Index: 6, Op: specs.OpEqualTo}}}}},
+		"seven args": {DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{
+			{Index: 0, Op: specs.OpEqualTo}, {Index: 1, Op: specs.OpEqualTo}, {Index: 2, Op: specs.OpEqualTo}, {Index: 3, Op: specs.OpEqualTo},
+			{Index: 4, Op: specs.OpEqualTo}, {Index: 5, Op: specs.OpEqualTo}, {Index: 0, Op: specs.OpNotEqual}}}}},
 	} {
 		if _, err := Compile(c); err == nil {
 			t.Errorf("%s: compiled", name)
