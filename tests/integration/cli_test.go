@@ -669,3 +669,42 @@ func TestExecForwardsSignals(t *testing.T) {
 	id := execContainer(t)
 	cliForwardsSignals(t, testutil.Runtime(t).Command("exec", id, "sh", "-c", trapScript))
 }
+
+// TestRunTermWhileCreating: a TERM at any moment of `run` either ends
+// runmini before anything exists or is forwarded to the process once it
+// runs; either way runmini ends with TERM's status and leaves nothing
+// behind (the init is cloned before the state dir and the cgroup, and dies
+// with runmini until it is created). The container shares the host's pid
+// namespace: as pid 1 of its own, sleep would ignore a forwarded TERM.
+func TestRunTermWhileCreating(t *testing.T) {
+	t.Parallel()
+	bundle := testutil.Bundle(t, func(s *specs.Spec) {
+		s.Process.Args = []string{"sleep", "1000"}
+		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.PIDNamespace })
+	})
+	for _, delay := range []time.Duration{0, time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond,
+		7 * time.Millisecond, 11 * time.Millisecond, 16 * time.Millisecond, 25 * time.Millisecond, 40 * time.Millisecond} {
+		id := testutil.ID(t)
+		cmd := testutil.Runtime(t).Command("run", "--bundle", bundle, id)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("TERM after %v: runmini still running after 20 s", delay)
+		}
+		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		killed := ws.Signaled() && ws.Signal() == syscall.SIGTERM
+		if !killed && ws.ExitStatus() != 128+int(syscall.SIGTERM) {
+			t.Errorf("TERM after %v: %v, want killed by TERM or exit 143", delay, cmd.ProcessState)
+		}
+		cliNothingLeft(t, id, bundle, "")
+	}
+}
