@@ -1,9 +1,8 @@
 # runmini: build, install and test.
 #
-#   make                 build bin/runmini (pure Go), bin/runmini-init (pure Go) and
-#                        bin/runmini-init-nsenter (with the cgo constructor),
-#                        bin/runmini-seccomp (C, libseccomp) and bin/containerd-shim-mini-v2,
-#                        all static
+#   make                 build bin/runmini, bin/containerd-shim-mini-v2 and bin/runmini-init
+#                        (pure Go), bin/runmini-init-nsenter (with the cgo constructor) and
+#                        bin/runmini-seccomp (C, libseccomp), all static
 #   make install         install it into $(DESTDIR)$(PREFIX)/bin
 #   make test            install missing prerequisites (as root), build, then run
 #                        lint, unit, integration and conformance tests
@@ -59,12 +58,12 @@ $(BIN):
 	$${CC:-gcc} -O2 -Wall -Wextra -Werror -static -o $@-seccomp cmd/runmini-seccomp/main.c -lseccomp
 	CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -ldflags '-s -w' -o $@-init ./cmd/runmini-init
 	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o $@-init-nsenter ./cmd/runmini-init
-	CGO_ENABLED=1 $(GO) build $(GO_BUILD_FLAGS) -ldflags '$(GO_LDFLAGS)' -o bin/containerd-shim-mini-v2 ./cmd/containerd-shim-mini-v2
+	CGO_ENABLED=0 $(GO) build $(GO_BUILD_FLAGS) -ldflags '-s -w' -o bin/containerd-shim-mini-v2 ./cmd/containerd-shim-mini-v2
 
 # runmini-init, runmini-init-nsenter and runmini-seccomp must sit beside
-# runmini (and come from the same build): every container's first process
-# runs from the first, every exec from the second, and runmini compiles
-# seccomp profiles with the third.
+# runmini and the shim (and come from the same build): every container's
+# first process runs from the first, every exec from the second, and
+# seccomp profiles are compiled with the third.
 .PHONY: install
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/runmini

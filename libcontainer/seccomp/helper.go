@@ -15,7 +15,7 @@ import (
 )
 
 // HelperName is the program that compiles profiles for a build without
-// cgo (cmd/runmini-seccomp, C): installed beside runmini.
+// cgo (cmd/runmini-seccomp, C): installed beside runmini and the shim.
 const HelperName = "runmini-seccomp"
 
 // helperPath is HelperName beside this program.

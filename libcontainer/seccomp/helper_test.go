@@ -38,8 +38,9 @@ func raw(prog []unix.SockFilter) []byte {
 	return b.Bytes()
 }
 
-// TestHelperMatchesInProcess: runmini (no cgo) compiles through the helper,
-// the shim in process; both must give the same program for any profile.
+// TestHelperMatchesInProcess: runmini and the shim (no cgo) compile
+// through the helper, a build with cgo in process; both must give the same
+// program for any profile.
 func TestHelperMatchesInProcess(t *testing.T) {
 	helper := buildHelper(t)
 	var containerd specs.LinuxSeccomp

@@ -1,9 +1,9 @@
 // Package seccomp turns the OCI seccomp config into a BPF filter with
-// libseccomp: in process where the binary links it (cgo: the shim, and
-// the tests), otherwise through runmini-seccomp, a small C program beside
-// the binary (runmini itself is built without cgo: a cgo start costs every
-// runmini command ~2.3 ms on the development VM). Both call libseccomp the
-// same way and export the same program.
+// libseccomp: in process where the binary links it (cgo: the tests),
+// otherwise through runmini-seccomp, a small C program beside the binary
+// (runmini and the shim are built without cgo: a cgo start costs every
+// runmini command and every shim ~2.3 ms on the development VM). Both call
+// libseccomp the same way and export the same program.
 package seccomp
 
 import (
