@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/runmini/runmini/internal/companion"
 	"github.com/runmini/runmini/libcontainer/nsenter"
 )
 
@@ -49,15 +49,12 @@ func initBinary(joins bool) (string, error) {
 	if joins {
 		name = "runmini-init-nsenter"
 	}
-	self, err := os.Readlink("/proc/self/exe")
-	if err == nil {
-		p := filepath.Join(filepath.Dir(self), name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p, nil
-		}
+	p, self, ok := companion.Path(name)
+	if ok {
+		return p, nil
 	}
 	if joins && !nsenter.Linked {
-		return "", fmt.Errorf("%s is missing beside %s: it joins the namespaces the container shares", name, self)
+		return "", fmt.Errorf("%s is missing beside %s: it joins the namespaces the container shares; install it from the same build", name, self)
 	}
 	return "/proc/self/exe", nil
 }

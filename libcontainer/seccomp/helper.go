@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/runmini/runmini/internal/companion"
 	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
 )
 
@@ -20,13 +19,9 @@ const HelperName = "runmini-seccomp"
 
 // helperPath is HelperName beside this program.
 func helperPath() (string, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("seccomp: %w", err)
-	}
-	p := filepath.Join(filepath.Dir(self), HelperName)
-	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
-		return "", fmt.Errorf("seccomp: %s is missing beside %s: it compiles seccomp profiles for runmini", HelperName, self)
+	p, self, ok := companion.Path(HelperName)
+	if !ok {
+		return "", fmt.Errorf("seccomp: %s is missing beside %s: it compiles seccomp profiles; install it from the same build", HelperName, self)
 	}
 	return p, nil
 }
