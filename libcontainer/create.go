@@ -149,16 +149,15 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 
 // host is what an init needs on the host besides its process: its cgroup
 // and seccomp filter and, for a new container, the state dir. Create
-// makes them (prepare, makeCgroup, undone by undo); an exec finds them.
+// makes them (prepare, makeCgroup, undone by undo); an exec finds them
+// (cg set from the start: nothing to prepare or make).
 type host struct {
 	cgConfig cgroups.Config
 	o        *CreateOpts
 	c        *Container
 
-	prepared   bool
-	cg         cgroups.Manager
+	cg         cgroups.Manager // nil until prepared
 	filter     *pendingFilter
-	cgroupDone bool // the cgroup exists (made by makeCgroup, or the exec's)
 	dirMade    bool
 	cgroupMade bool
 }
@@ -187,7 +186,6 @@ func (h *host) prepare() error {
 	h.dirMade = true
 	h.c.st.CgroupPaths = cg.Paths()
 	h.c.cgOnce.Do(func() { h.c.cg = cg })
-	h.prepared = true
 	return nil
 }
 
@@ -196,7 +194,7 @@ func (h *host) makeCgroup() error {
 	if err := h.cg.Create(); err != nil {
 		return err
 	}
-	h.cgroupMade, h.cgroupDone = true, true
+	h.cgroupMade = true
 	syncp.Phase("cgroup created")
 	return nil
 }
@@ -373,7 +371,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 		Pdeathsig: syscall.SIGKILL,
 		Setsid:    o.Spec.Process != nil && o.Spec.Process.Terminal,
 	}
-	if h.prepared {
+	if h.cg != nil {
 		if fd := h.cg.FD(); fd >= 0 {
 			sys.UseCgroupFD = true
 			sys.CgroupFD = fd
@@ -415,7 +413,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 			proc.Pid = pid
 		}
 	}
-	if !h.prepared {
+	if h.cg == nil {
 		if err := h.prepare(); err != nil {
 			return nil, err
 		}
@@ -464,7 +462,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 	}()
 	// The cgroup (v1: a directory and its limits in every hierarchy, a few
 	// ms) is made while the config is encoded.
-	if !h.cgroupDone {
+	if !o.exec && !h.cgroupMade {
 		if err := h.makeCgroup(); err != nil {
 			return nil, err
 		}

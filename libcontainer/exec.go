@@ -92,7 +92,7 @@ func (c *Container) Exec(ctx context.Context, o *ExecOpts) (*Process, error) {
 		Stdout:        o.Stdout,
 		Stderr:        o.Stderr,
 		exec:          true,
-	}, plan, &host{prepared: true, cg: cg, filter: filter, cgroupDone: true, c: c})
+	}, plan, &host{cg: cg, filter: filter, c: c})
 }
 
 // Pause freezes every process of the container.
