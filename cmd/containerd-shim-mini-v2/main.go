@@ -15,8 +15,6 @@ import (
 	"os"
 
 	"github.com/runmini/runmini/libcontainer/initproc"
-	// The built-in init may have to join namespaces: link the constructor.
-	_ "github.com/runmini/runmini/libcontainer/nsenter"
 	"github.com/runmini/runmini/shim"
 )
 

@@ -15,8 +15,6 @@ import (
 	// Maps the heap it is about to use in one go (see the package).
 	_ "github.com/runmini/runmini/internal/prefault"
 	"github.com/runmini/runmini/libcontainer/initproc"
-	// The built-in init may have to join namespaces: link the constructor.
-	_ "github.com/runmini/runmini/libcontainer/nsenter"
 )
 
 // version is set by the Makefile (-X main.version=...).

@@ -3,16 +3,15 @@
 package seccomp
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 )
 
 // buildHelper compiles cmd/runmini-seccomp as make does.
@@ -28,14 +27,6 @@ func buildHelper(t *testing.T) string {
 		t.Fatalf("build %s: %v\n%s", HelperName, err, b)
 	}
 	return out
-}
-
-func raw(prog []unix.SockFilter) []byte {
-	var b bytes.Buffer
-	for _, in := range prog {
-		b.Write([]byte{byte(in.Code), byte(in.Code >> 8), in.Jt, in.Jf, byte(in.K), byte(in.K >> 8), byte(in.K >> 16), byte(in.K >> 24)})
-	}
-	return b.Bytes()
 }
 
 // TestHelperMatchesInProcess: runmini and the shim (no cgo) compile
@@ -92,7 +83,7 @@ func TestHelperMatchesInProcess(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: helper: %v", name, err)
 		}
-		if !bytes.Equal(raw(in), raw(out)) {
+		if !slices.Equal(in, out) {
 			t.Errorf("%s: the helper's program (%d instructions) differs from libseccomp's in process (%d)", name, len(out), len(in))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 
@@ -99,7 +100,7 @@ func addRule(f *libseccomp.ScmpFilter, call libseccomp.ScmpSyscall, act libsecco
 		var cs []libseccomp.ScmpCondition
 		for _, c := range group {
 			vals := []uint64{c.datumA}
-			if c.op == operators["SCMP_CMP_MASKED_EQ"] {
+			if c.op == operators[specs.OpMaskedEqual] {
 				vals = append(vals, c.datB)
 			}
 			sc, err := libseccomp.MakeCondition(c.arg, libseccomp.ScmpCompareOp(c.op), vals...)

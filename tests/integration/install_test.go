@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,13 +23,7 @@ func TestMissingCompanion(t *testing.T) {
 	cli := testutil.Runtime(t)
 	dir := t.TempDir()
 	for _, name := range []string{"runmini", "runmini-init"} {
-		b, err := os.ReadFile(filepath.Join(filepath.Dir(cli.Path), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		copyExe(t, filepath.Join(filepath.Dir(cli.Path), name), filepath.Join(dir, name))
 	}
 	cli.Path = filepath.Join(dir, "runmini")
 
