@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/runmini/runmini/internal/sysfile"
 )
 
 // cgroupFiles reads and writes control files. trace, when set by a
@@ -27,14 +29,7 @@ func (f cgroupFiles) write(dir, file, value string) error {
 	if f.trace != nil {
 		f.trace(p, value)
 	}
-	fh, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-	if err == nil {
-		_, err = fh.WriteString(value)
-		if cerr := fh.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	if err := sysfile.Write(p, []byte(value), unix.O_TRUNC, 0); err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
@@ -45,7 +40,7 @@ func (f cgroupFiles) write(dir, file, value string) error {
 }
 
 func (f cgroupFiles) read(dir, file string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, file))
+	b, err := sysfile.Read(filepath.Join(dir, file))
 	if err != nil {
 		return "", fmt.Errorf("read cgroup file: %w", err)
 	}

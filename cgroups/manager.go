@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -15,6 +14,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/runmini/runmini/internal/sysfile"
 )
 
 type manager struct {
@@ -334,7 +335,7 @@ func (m *manager) checkUnused(made []string) error {
 	if slices.Contains(made, dir) {
 		return nil
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	b, err := sysfile.Read(filepath.Join(dir, "cgroup.procs"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // not a cgroupfs (a test's stand-in): nothing runs in it
 	}
@@ -375,7 +376,7 @@ func procsUnder(dir string) ([]int, error) {
 		}
 		var b []byte
 		if err == nil {
-			b, err = os.ReadFile(filepath.Join(p, "cgroup.procs"))
+			b, err = sysfile.Read(filepath.Join(p, "cgroup.procs"))
 		}
 		if err != nil {
 			if p != dir && errors.Is(err, fs.ErrNotExist) {

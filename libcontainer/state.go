@@ -12,6 +12,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runmini/runmini/internal/sysfile"
 )
 
 // Status is a container's lifecycle state, as the OCI runtime spec names it.
@@ -155,7 +157,7 @@ func writeStateBytes(dir string, b []byte) error {
 }
 
 func readState(dir string) (*persisted, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	b, err := sysfile.Read(filepath.Join(dir, stateFile))
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +199,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (retErr error) 
 // the process is a zombie. Comparing start times is what keeps a recycled
 // pid from being mistaken for the container's init.
 func procStartTime(pid int) (start uint64, zombie bool, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := sysfile.Read("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, false, err
 	}

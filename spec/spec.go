@@ -12,11 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/runmini/runmini/internal/sysfile"
 	"github.com/runmini/runmini/spec/specjson"
 )
 
@@ -37,7 +37,7 @@ func (e notFoundError) Unwrap() error { return fs.ErrNotExist }
 // result; call Validate for that.
 func Load(bundle string) (*specs.Spec, error) {
 	path := filepath.Join(bundle, ConfigFile)
-	data, err := os.ReadFile(path)
+	data, err := sysfile.Read(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, notFoundError{name: ConfigFile}

@@ -21,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/runmini/runmini/internal/sysfile"
 	"github.com/runmini/runmini/libcontainer/capabilities"
 	"github.com/runmini/runmini/libcontainer/hooks"
 	"github.com/runmini/runmini/libcontainer/internal/syncp"
@@ -220,7 +221,7 @@ func setOOMScoreAdj(a *int) error {
 	if a == nil {
 		return nil
 	}
-	if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*a)), 0); err != nil {
+	if err := sysfile.Write("/proc/self/oom_score_adj", []byte(strconv.Itoa(*a)), unix.O_CREAT|unix.O_TRUNC, 0); err != nil {
 		return fmt.Errorf("set oom_score_adj: %w", err)
 	}
 	return nil
@@ -322,7 +323,7 @@ func (in *initState) namespaces() error {
 			}
 		}
 		if b.Len() > 0 {
-			if err := os.WriteFile("/proc/self/timens_offsets", []byte(b.String()), 0); err != nil {
+			if err := sysfile.Write("/proc/self/timens_offsets", []byte(b.String()), unix.O_CREAT|unix.O_TRUNC, 0); err != nil {
 				return fmt.Errorf("write time namespace offsets: %w", err)
 			}
 		}
@@ -370,7 +371,7 @@ func (in *initState) hostAndSysctls() error {
 			return fmt.Errorf("invalid sysctl %q", k)
 		}
 		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+		if err := sysfile.Write(p, []byte(v), unix.O_CREAT|unix.O_TRUNC, 0); err != nil {
 			return fmt.Errorf("set sysctl %s=%s: %w", k, v, err)
 		}
 	}
@@ -502,7 +503,7 @@ func (in *initState) setUser() error {
 }
 
 func (in *initState) setgroupsDenied() bool {
-	b, err := os.ReadFile("/proc/self/setgroups")
+	b, err := sysfile.Read("/proc/self/setgroups")
 	return err == nil && strings.TrimSpace(string(b)) == "deny"
 }
 
