@@ -86,12 +86,29 @@ var (
 
 // Manager is one container's cgroup.
 type Manager interface {
-	// Create makes the cgroup directories and applies Resources. It runs
-	// before the container's init exists so that, on cgroup v2, the init
-	// can be cloned straight into the cgroup (see FD).
+	// Create is CreateDirs then ApplyResources.
 	Create() error
+	// CreateDirs makes the cgroup directories, with what a process needs
+	// to join them (a v1 cpuset's cpus and mems), but no limits: the
+	// container's init can be forked into the cgroup (ForkInto) and boot
+	// while ApplyResources writes them.
+	CreateDirs() error
+	// ApplyResources applies the Config's Resources to the cgroup
+	// CreateDirs made.
+	ApplyResources() error
+	// ForkInto readies the calling OS thread, which the caller keeps
+	// locked until it has called leave, to fork a process straight into
+	// the cgroup. fd is the cgroup2 directory for clone3's
+	// CLONE_INTO_CGROUP (-1 on a v1 host). On v1 and hybrid hosts the
+	// thread moves itself into the v1 hierarchies (0 in tasks moves the
+	// writer alone, which takes no cgroup-wide lock, where Apply's
+	// cgroup.procs write waits for an RCU grace period, milliseconds on a
+	// VM, and holds up every fork on the host meanwhile); leave moves it
+	// back. The thread counts in the cgroup until then: pids.max and the
+	// memory limits come after (ApplyResources).
+	ForkInto() (fd int, leave func() error, err error)
 	// FD is an O_RDONLY|O_DIRECTORY fd of the container's cgroup v2
-	// directory for clone3's CLONE_INTO_CGROUP, or -1 where the init
+	// directory for clone3's CLONE_INTO_CGROUP, or -1 where a process
 	// must be moved in with Apply instead (v1 and hybrid hosts). The
 	// Manager owns the fd: Destroy closes it.
 	FD() int

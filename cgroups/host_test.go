@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -384,4 +385,92 @@ func TestHostDestroyBusy(t *testing.T) {
 	}
 	cgtest.StopProcess(t, cmd)
 	destroyAndCheck(t, m.Paths(), "")
+}
+
+// ForkInto: a process forked by the readied thread is born in the cgroup
+// in every hierarchy (v1 through the thread's own move, cgroup2 through
+// CLONE_INTO_CGROUP), the limits come after it (a pids.max below what the
+// forking thread and the child count is applied once the thread is back),
+// and leave puts the thread back where it was.
+func TestHostForkInto(t *testing.T) {
+	cgtest.RequireRoot(t)
+	mode := hostMode(t)
+	name := cgtest.UniqueName(t)
+	m, err := New(Config{ID: name, Path: "/" + name, Resources: &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: cgtest.Ptr(int64(1))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CreateDirs(); err != nil {
+		t.Fatal(err)
+	}
+	paths := m.Paths()
+	t.Cleanup(func() { destroyAndCheck(t, paths, defaultRoot) })
+	if dir, ok := paths["pids"]; ok {
+		if got := strings.TrimSpace(cgtest.ReadFile(t, filepath.Join(dir, "pids.max"))); got != "max" {
+			t.Fatalf("pids.max = %q after CreateDirs, want no limit yet", got)
+		}
+	}
+
+	cmd := exec.Command("sleep", "60")
+	done := make(chan error, 1)
+	go func() {
+		// A thread of its own, so that whatever happens the test's own
+		// threads stay where they are; no t.Fatal off the test goroutine.
+		runtime.LockOSThread()
+		self := func() string {
+			b, _ := os.ReadFile("/proc/thread-self/cgroup")
+			return string(b)
+		}
+		before := self()
+		fd, leave, err := m.ForkInto()
+		if err != nil {
+			done <- err
+			return
+		}
+		if (fd >= 0) != (mode != ModeV1) {
+			leave()
+			done <- fmt.Errorf("ForkInto fd %d on %v", fd, mode)
+			return
+		}
+		for ctrl, cg := range v1Membership(self()) {
+			if _, ours := paths[ctrl]; ours && cg != "/"+name {
+				leave()
+				done <- fmt.Errorf("thread in %q cgroup %q after ForkInto, want /%s", ctrl, cg, name)
+				return
+			}
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: fd >= 0, CgroupFD: fd}
+		startErr := cmd.Start()
+		if err := leave(); err != nil {
+			done <- err
+			return
+		}
+		if after := self(); after != before {
+			done <- fmt.Errorf("thread in\n%s\nafter leave, want\n%s", after, before)
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- startErr
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	in := procCgroups(t, cmd.Process.Pid)
+	for ctrl := range paths {
+		if got := in[ctrl]; got != "/"+name {
+			t.Errorf("child in %q cgroup %q, want /%s", ctrl, got, name)
+		}
+	}
+	if err := m.ApplyResources(); err != nil {
+		t.Fatal(err)
+	}
+	if dir, ok := paths["pids"]; ok {
+		if got := strings.TrimSpace(cgtest.ReadFile(t, filepath.Join(dir, "pids.max"))); got != "1" {
+			t.Errorf("pids.max = %q after ApplyResources, want 1", got)
+		}
+	}
 }

@@ -27,6 +27,9 @@ type manager struct {
 	res       *specs.LinuxResources
 	fd        int
 	files     cgroupFiles
+	// made is what CreateDirs made (Create undoes it when the resources
+	// fail).
+	made []string
 }
 
 // New validates c and decides, once, which hierarchies the container's
@@ -122,14 +125,24 @@ func (m *manager) check(r *specs.LinuxResources) ([]need, error) {
 	return v2, nil
 }
 
-func (m *manager) Create() (retErr error) {
+func (m *manager) Create() error {
+	if err := m.CreateDirs(); err != nil {
+		return err
+	}
+	if err := m.ApplyResources(); err != nil {
+		m.mu.Lock()
+		m.closeFD()
+		removeDirs(m.made)
+		m.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (m *manager) CreateDirs() (retErr error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r := m.res
-	if r == nil {
-		r = &specs.LinuxResources{}
-	}
-	v2needs, err := m.check(r)
+	v2needs, err := m.check(m.resources())
 	if err != nil {
 		return err
 	}
@@ -161,6 +174,7 @@ func (m *manager) Create() (retErr error) {
 	if err := m.checkUnused(made); err != nil {
 		return err
 	}
+	// A v1 cpuset cgroup takes no task before it has cpus and mems.
 	if dir, ok := m.v1["cpuset"]; ok {
 		if err := m.files.inheritCpuset(hierarchyDir(m.root, "cpuset"), dir); err != nil {
 			return err
@@ -171,18 +185,97 @@ func (m *manager) Create() (retErr error) {
 			return err
 		}
 	}
-	if err := m.apply(r, false); err != nil {
-		return err
-	}
 	if m.mode == ModeV2 {
-		fd, err := unix.Open(m.v2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", m.v2, err)
+		if err := m.openFD(); err != nil {
+			return err
 		}
-		m.closeFD()
-		m.fd = fd
+	}
+	m.made = made
+	return nil
+}
+
+func (m *manager) ApplyResources() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.apply(m.resources(), false); err != nil {
+		return fmt.Errorf("create cgroup: %w", err)
 	}
 	return nil
+}
+
+// resources is the Config's Resources, or none.
+func (m *manager) resources() *specs.LinuxResources {
+	if m.res == nil {
+		return &specs.LinuxResources{}
+	}
+	return m.res
+}
+
+func (m *manager) openFD() error {
+	fd, err := unix.Open(m.v2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", m.v2, err)
+	}
+	m.closeFD()
+	m.fd = fd
+	return nil
+}
+
+func (m *manager) ForkInto() (fd int, leave func() error, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.v2 != "" && m.fd < 0 {
+		if err := m.openFD(); err != nil {
+			return -1, nil, err
+		}
+	}
+	if m.mode == ModeV2 {
+		return m.fd, func() error { return nil }, nil
+	}
+	// Where the thread is now, to go back to: the caller's cgroup, not
+	// the hierarchy's root.
+	b, err := sysfile.Read("/proc/thread-self/cgroup")
+	if err != nil {
+		return -1, nil, fmt.Errorf("enter cgroup: %w", err)
+	}
+	own := v1Membership(string(b))
+	type place struct{ mount, rel string }
+	var from []place
+	back := func() error {
+		var errs []error
+		for _, p := range from {
+			if err := m.files.write(filepath.Join(p.mount, p.rel), "tasks", "0"); err != nil {
+				// The cgroup vanished meanwhile? The thread must not stay
+				// in the container's (which could never be removed), and
+				// the hierarchy's root is always there.
+				if m.files.write(p.mount, "tasks", "0") != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, ctrl := range sortedKeys(m.v1) {
+		rel, ok := own[ctrl]
+		if !ok {
+			back()
+			return -1, nil, fmt.Errorf("enter cgroup: no %s hierarchy in /proc/thread-self/cgroup", ctrl)
+		}
+		// 0 in tasks moves the writing thread alone, which takes no
+		// cgroup-wide lock.
+		if err := m.files.write(m.v1[ctrl], "tasks", "0"); err != nil {
+			back()
+			return -1, nil, fmt.Errorf("enter cgroup: %w", err)
+		}
+		from = append(from, place{hierarchyDir(m.root, ctrl), rel})
+	}
+	leave = func() error {
+		if err := back(); err != nil {
+			return fmt.Errorf("leave cgroup: %w", err)
+		}
+		return nil
+	}
+	return m.fd, leave, nil
 }
 
 // enableV2 makes the needed cgroup2 controllers available in m.v2. On a
@@ -284,11 +377,9 @@ func (m *manager) FD() int {
 	if m.fd < 0 {
 		// A Manager from Load opens on first use; on failure the caller
 		// falls back to Apply, which reports the error.
-		fd, err := unix.Open(m.v2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
+		if m.openFD() != nil {
 			return -1
 		}
-		m.fd = fd
 	}
 	return m.fd
 }
@@ -456,3 +547,23 @@ func (m *manager) someV1() string {
 }
 
 func (m *manager) someV1Dir() string { return m.v1[m.someV1()] }
+
+// v1Membership maps each v1 controller (and named hierarchy, as
+// "name=systemd") in a /proc/<pid>/cgroup text to the cgroup it names.
+func v1Membership(text string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		_, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		ctrls, path, ok := strings.Cut(rest, ":")
+		if !ok || ctrls == "" {
+			continue
+		}
+		for _, c := range strings.Split(ctrls, ",") {
+			out[c] = path
+		}
+	}
+	return out
+}

@@ -92,13 +92,8 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 	if s.Linux != nil {
 		res, cgPath = deviceRules(s), s.Linux.CgroupsPath
 	}
-	mode, err := cgroups.HostMode()
-	if err != nil {
-		return nil, nil, err
-	}
-	// On v2 the init is cloned straight into its cgroup.
-	intoCgroup := mode == cgroups.ModeV2
-	plan, err := planNamespaces(s, intoCgroup)
+	// The init is forked straight into its cgroup (ForkInto).
+	plan, err := planNamespaces(s, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,20 +120,14 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 			h.undo()
 		}
 	}()
-	// Where the init is cloned into its cgroup (v2), the cgroup, and so
-	// everything before it, comes first. Elsewhere the init is cloned as
-	// soon as the spec is known (until it is created it dies with us, so
-	// it is nothing to undo) and its Go runtime boots while the rest is
-	// checked, the state dir made and the cgroup made in every v1
-	// hierarchy; the init is moved into the cgroup before it gets its
-	// config, so before it does anything for the container.
-	if intoCgroup {
-		if err := h.prepare(); err != nil {
-			return nil, nil, err
-		}
-		if err := h.makeCgroup(); err != nil {
-			return nil, nil, err
-		}
+	// The init is forked straight into its cgroup, so the cgroup's
+	// directories, and everything before them, come first; its limits
+	// are written while the init boots (startInit).
+	if err := h.prepare(); err != nil {
+		return nil, nil, err
+	}
+	if err := h.makeCgroup(); err != nil {
+		return nil, nil, err
 	}
 	proc, err = c.startInit(ctx, o, plan, h)
 	if err != nil {
@@ -189,9 +178,9 @@ func (h *host) prepare() error {
 	return nil
 }
 
-// makeCgroup makes the container's cgroup.
+// makeCgroup makes the container's cgroup, without its limits.
 func (h *host) makeCgroup() error {
-	if err := h.cg.Create(); err != nil {
+	if err := h.cg.CreateDirs(); err != nil {
 		return err
 	}
 	h.cgroupMade = true
@@ -284,8 +273,8 @@ func (p *pendingFilter) wait() (*bpf.Filter, error) {
 	return p.filter, p.err
 }
 
-// h is prepared (an exec, or a v2 host) or is prepared once the init is
-// cloned.
+// h is prepared: a new container's state dir and cgroup directories are
+// made (Create), an exec's found.
 func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, h *host) (proc *Process, retErr error) {
 	exe, err := sealedExe(plan.needsNsenter())
 	if err != nil {
@@ -300,9 +289,9 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 	defer parentSock.Close()
 	defer childSock.Close()
 
-	// The exec socket is bound in the state dir, which may not exist
-	// before the clone: the init gets the socket now, and it listens once
-	// the dir is there (before the init gets its config).
+	// The exec socket is handed to the init now and bound in the state
+	// dir while the init boots (it listens before the init gets its
+	// config).
 	var execLn *os.File
 	if !o.exec {
 		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
@@ -371,24 +360,38 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 		Pdeathsig: syscall.SIGKILL,
 		Setsid:    o.Spec.Process != nil && o.Spec.Process.Terminal,
 	}
-	if h.cg != nil {
-		if fd := h.cg.FD(); fd >= 0 {
-			sys.UseCgroupFD = true
-			sys.CgroupFD = fd
-		}
-	}
 	if plan.cloneFlags&unix.CLONE_NEWUSER != 0 {
 		if err := setIDMappings(sys, o.Spec); err != nil {
 			return nil, err
 		}
 	}
-	// Pdeathsig fires when the thread that forked exits: keep it.
+	// Pdeathsig fires when the thread that forked exits, and ForkInto
+	// moves this thread: keep it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	// A new container's init is born in its cgroup; an exec is cloned
+	// into it on v2 and moved in (Apply) elsewhere: its cgroup has limits
+	// already, which this thread must not count against.
+	leave := func() error { return nil }
+	if !o.exec {
+		fd, l, err := h.cg.ForkInto()
+		if err != nil {
+			return nil, err
+		}
+		sys.UseCgroupFD, sys.CgroupFD, leave = fd >= 0, fd, l
+	} else if fd := h.cg.FD(); fd >= 0 {
+		sys.UseCgroupFD, sys.CgroupFD = true, fd
+	}
 	// syscall.ForkExec rather than os/exec: the first os.StartProcess of a
 	// process forks a child of its own to probe pidfd support, which the
 	// init's start would wait for.
 	pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(exeFD), []string{"runmini", "init"}, &syscall.ProcAttr{Env: env, Files: files, Sys: sys})
+	if lerr := leave(); lerr != nil {
+		if err == nil {
+			(&Process{Pid: pid}).kill()
+		}
+		return nil, lerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
@@ -411,11 +414,6 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 			// The intermediate exits right away; reap it.
 			wait4(proc.Pid)
 			proc.Pid = pid
-		}
-	}
-	if h.cg == nil {
-		if err := h.prepare(); err != nil {
-			return nil, err
 		}
 	}
 	if execLn != nil {
@@ -460,14 +458,14 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 		b, err := syncp.EncodeConfig(ic)
 		encoded <- encodedConfig{b, err}
 	}()
-	// The cgroup (v1: a directory and its limits in every hierarchy, a few
-	// ms) is made while the config is encoded.
-	if !o.exec && !h.cgroupMade {
-		if err := h.makeCgroup(); err != nil {
+	// The cgroup's limits (v1: a few files in every hierarchy, a
+	// millisecond or two) are written while the config is encoded and the
+	// init boots; it does nothing before it has its config.
+	if !o.exec {
+		if err := h.cg.ApplyResources(); err != nil {
 			return nil, err
 		}
-	}
-	if h.cg.FD() < 0 {
+	} else if h.cg.FD() < 0 {
 		if err := h.cg.Apply(proc.Pid); err != nil {
 			return nil, err
 		}
