@@ -25,7 +25,9 @@ func Read(path string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	b := make([]byte, 0, 512)
+	// Control files are a few bytes, config.json a few KiB: one read
+	// and the one that sees the end, mostly.
+	b := make([]byte, 0, 4096)
 	for {
 		n, err := unix.Read(fd, b[len(b):cap(b)])
 		if err == unix.EINTR {
@@ -39,7 +41,7 @@ func Read(path string) ([]byte, error) {
 		}
 		b = b[:len(b)+n]
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+			b = append(make([]byte, 0, 2*cap(b)), b...)
 		}
 	}
 }

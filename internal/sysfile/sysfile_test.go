@@ -16,7 +16,7 @@ func TestReadWrite(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
 	// Larger than the first buffer, so Read grows it.
-	big := bytes.Repeat([]byte("0123456789"), 300)
+	big := bytes.Repeat([]byte("0123456789"), 1000)
 	if err := Write(p, big, unix.O_CREAT|unix.O_EXCL, 0o600); err != nil {
 		t.Fatal(err)
 	}
