@@ -38,7 +38,7 @@ export RUNTIME_UNDER_TEST RUNMINI_BINARY CONFORMANCE_RUN CONFORMANCE_JOBS CONFOR
 BIN := bin/runmini
 # Static, so the binary runs anywhere and its sealed copy needs no loader.
 # netgo/osusergo keep glibc's NSS (which cannot be linked statically) out.
-GO_BUILD_FLAGS := -trimpath -tags netgo,osusergo,urfave_cli_no_docs
+GO_BUILD_FLAGS := -trimpath -tags netgo,osusergo,urfave_cli_no_docs,urfave_cli_no_suggest
 GO_LDFLAGS := -s -w -linkmode external -extldflags -static
 
 step = @printf '\n==> %s\n' "$(1)"

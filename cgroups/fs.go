@@ -83,6 +83,13 @@ func (f cgroupFiles) readKeyed(dir, file string) (map[string]string, error) {
 // returns the directories it made, top first, so that a failure later on
 // can remove exactly those.
 func mkdirAll(dir string) ([]string, error) {
+	// Mostly only the last element is missing: one mkdir.
+	switch err := unix.Mkdir(dir, 0o755); {
+	case err == nil:
+		return []string{dir}, nil
+	case err != unix.ENOENT && err != unix.EEXIST:
+		return nil, fmt.Errorf("create cgroup %s: %w", dir, &os.PathError{Op: "mkdir", Path: dir, Err: err})
+	}
 	var missing []string
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(d); err == nil {

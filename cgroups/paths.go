@@ -194,9 +194,10 @@ func resolve(c Config, mode Mode, root string) (layout, error) {
 	}
 
 	if mode == ModeV1 || mode == ModeHybrid {
+		mounted := hierarchies(root)
 		for _, ctrl := range v1Controllers {
 			mnt := hierarchyDir(root, ctrl)
-			if !isDir(mnt) {
+			if !mounted(mnt) {
 				continue
 			}
 			var ownPath string
@@ -324,6 +325,31 @@ func checkInside(mnt, dir string) error {
 func isDir(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
+}
+
+// hierarchies tells which directories under root are there: one listing
+// of root instead of a stat per controller the kernel knows, and a stat
+// only for what may be a symlink (cpu -> cpu,cpuacct).
+func hierarchies(root string) func(dir string) bool {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return isDir
+	}
+	typ := make(map[string]fs.FileMode, len(ents))
+	for _, e := range ents {
+		typ[filepath.Join(root, e.Name())] = e.Type()
+	}
+	return func(dir string) bool {
+		t, ok := typ[dir]
+		switch {
+		case !ok:
+			return false
+		case t.IsDir():
+			return true
+		default:
+			return isDir(dir)
+		}
+	}
 }
 
 func exists(p string) bool {

@@ -199,3 +199,33 @@ func TestV1Membership(t *testing.T) {
 		t.Fatalf("v1Membership = %v, want %v", got, want)
 	}
 }
+
+func TestHierarchies(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"memory", "cpu,cpuacct"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, to := range map[string]string{"cpu": "cpu,cpuacct", "rdma": "missing", "misc": "pids"} {
+		if err := os.Symlink(to, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "pids"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mounted := hierarchies(root)
+	for name, want := range map[string]bool{
+		"memory": true, "cpu,cpuacct": true, "cpu": true, // a symlink to a directory
+		"pids": false, "misc": false, "rdma": false, "blkio": false, // a file, links to it or nowhere, absent
+	} {
+		if got := mounted(filepath.Join(root, name)); got != want {
+			t.Errorf("%s: mounted = %v, want %v", name, got, want)
+		}
+	}
+	// An unreadable root falls back to a stat per directory.
+	if missing := hierarchies(filepath.Join(root, "none")); missing(filepath.Join(root, "memory")) != true {
+		t.Error("fallback: memory not found")
+	}
+}
