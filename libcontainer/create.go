@@ -120,15 +120,6 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 			h.undo()
 		}
 	}()
-	// The init is forked straight into its cgroup, so the cgroup's
-	// directories, and everything before them, come first; its limits
-	// are written while the init boots (startInit).
-	if err := h.prepare(); err != nil {
-		return nil, nil, err
-	}
-	if err := h.makeCgroup(); err != nil {
-		return nil, nil, err
-	}
 	proc, err = c.startInit(ctx, o, plan, h)
 	if err != nil {
 		return nil, nil, err
@@ -273,8 +264,11 @@ func (p *pendingFilter) wait() (*bpf.Filter, error) {
 	return p.filter, p.err
 }
 
-// h is prepared: a new container's state dir and cgroup directories are
-// made (Create), an exec's found.
+// An exec's h is prepared (its state dir and cgroup exist); a new
+// container's is prepared here, once everything that changes nothing on
+// the host is ready (prepare waits for `run`'s signal catch, which runs
+// meanwhile), right before the init is forked straight into its cgroup,
+// whose limits are written while the init boots.
 func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, h *host) (proc *Process, retErr error) {
 	exe, err := sealedExe(plan.needsNsenter())
 	if err != nil {
@@ -362,6 +356,14 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 	}
 	if plan.cloneFlags&unix.CLONE_NEWUSER != 0 {
 		if err := setIDMappings(sys, o.Spec); err != nil {
+			return nil, err
+		}
+	}
+	if !o.exec {
+		if err := h.prepare(); err != nil {
+			return nil, err
+		}
+		if err := h.makeCgroup(); err != nil {
 			return nil, err
 		}
 	}
