@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/runmini/runmini/cgroups"
+	"github.com/runmini/runmini/libcontainer/seccomp"
 )
 
 // Container is a handle on one container's state directory.
@@ -63,7 +64,8 @@ func List(root string) ([]*Container, error) {
 	}
 	var out []*Container
 	for _, e := range ents {
-		if !e.IsDir() {
+		// The root also keeps compiled seccomp programs (runmini's CLI).
+		if !e.IsDir() || e.Name() == seccomp.CacheDirName {
 			continue
 		}
 		c, err := Load(root, e.Name())

@@ -8,6 +8,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/runmini/runmini/libcontainer/seccomp"
 )
 
 func TestPlanNamespaces(t *testing.T) {
@@ -112,6 +114,10 @@ func TestStateRoundTripAndStatus(t *testing.T) {
 		if _, err := Load(root, bad); err == nil {
 			t.Errorf("id %q accepted", bad)
 		}
+	}
+	// The seccomp cache beside the containers is not one.
+	if err := os.Mkdir(filepath.Join(root, seccomp.CacheDirName), 0o700); err != nil {
+		t.Fatal(err)
 	}
 	list, err := List(root)
 	if err != nil || len(list) != 1 {

@@ -93,6 +93,7 @@ func createContainer(c *cli.Context, foreground bool, beforeCreate func()) (_ *l
 		NoPivot:       c.Bool("no-pivot"),
 		NoNewKeyring:  c.Bool("no-new-keyring"),
 		PreserveFDs:   n,
+		SeccompCache:  seccompCache(root),
 		BeforeCreate:  beforeCreate,
 	})
 	if err != nil {

@@ -46,6 +46,10 @@ var execCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
+		root, err := rootDir(c)
+		if err != nil {
+			return err
+		}
 		cfg := ctr.Config()
 		if cfg == nil {
 			if err := ctr.ConfigError(); err != nil {
@@ -79,6 +83,7 @@ var execCommand = &cli.Command{
 			Process:       p,
 			ConsoleSocket: consoleSocket,
 			PreserveFDs:   n,
+			SeccompCache:  seccompCache(root),
 		})
 		if err != nil {
 			return err

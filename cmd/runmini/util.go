@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/runmini/runmini/libcontainer"
+	"github.com/runmini/runmini/libcontainer/seccomp"
 	"github.com/runmini/runmini/spec"
 )
 
@@ -49,6 +50,12 @@ func getContainer(c *cli.Context) (*libcontainer.Container, error) {
 
 func rootDir(c *cli.Context) (string, error) {
 	return filepath.Abs(c.String("root"))
+}
+
+// seccompCache keeps compiled seccomp programs in root, from one runmini
+// to the next (see seccomp.NewDirCache).
+func seccompCache(root string) *seccomp.Cache {
+	return seccomp.NewDirCache(filepath.Join(root, seccomp.CacheDirName))
 }
 
 // onContainer is the action of a command that takes just a container id

@@ -15,6 +15,12 @@ import (
 	"github.com/runmini/runmini/libcontainer/seccomp/bpf"
 )
 
+// compilerID names the libseccomp this process links.
+func compilerID() (string, error) {
+	major, minor, micro := libseccomp.GetLibraryVersion()
+	return fmt.Sprintf("libseccomp %d.%d.%d", major, minor, micro), nil
+}
+
 // compile builds p's program with libseccomp in this process.
 func compile(p *profile) ([]unix.SockFilter, error) {
 	def, err := scmpAction(p.def)

@@ -237,6 +237,8 @@ func conditions(args []specs.LinuxSeccompArg) ([][]cond, error) {
 // shared and must not be changed. It is safe for concurrent use and holds
 // at most max filters, dropping the least recently used.
 type Cache struct {
+	// dir, for NewDirCache, keeps the programs in files instead.
+	dir string
 	mu  sync.Mutex
 	max int
 	// Keyed by the profile's JSON itself: no hash whose collision could
@@ -255,6 +257,13 @@ func NewCache(max int) *Cache {
 func (c *Cache) Compile(p *specs.LinuxSeccomp) (*Filter, error) {
 	if c == nil {
 		return Compile(p)
+	}
+	if c.dir != "" {
+		prof, err := parse(p)
+		if err != nil {
+			return nil, err
+		}
+		return compileIn(c.dir, prof)
 	}
 	b, err := json.Marshal(p)
 	if err != nil {

@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -71,5 +73,35 @@ func TestSeccompProfileCompiledWhileCreating(t *testing.T) {
 	out, errOut, code = testutil.Run(t, "exec", id, "sh", "-c", "cd / 2>&1; echo cd=$?")
 	if code != 0 || !strings.Contains(out, "Operation not permitted") || strings.Contains(out, "cd=0") {
 		t.Errorf("exec: exit %d, %q (%s): want chdir refused", code, out, errOut)
+	}
+}
+
+// A profile is compiled once per runtime root: the next container takes
+// the program runmini kept in <root>/@seccomp (a file only root may
+// write), and it is in force there as in the first.
+func TestSeccompProfileCached(t *testing.T) {
+	t.Parallel()
+	eperm := uint(1)
+	bundle := testutil.Bundle(t, func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "cd / 2>&1; echo cd=$?"}
+		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32},
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"chdir"}, Action: specs.ActErrno, ErrnoRet: &eperm}}}
+	})
+	dir := filepath.Join(testutil.Runtime(t).Root, testutil.SeccompCacheDir)
+	for i, wantCached := range []bool{false, true} {
+		out, errOut, code := testutil.Run(t, "--debug", "run", "--bundle", bundle, testutil.ID(t))
+		if code != 0 || !strings.Contains(out, "Operation not permitted") || strings.Contains(out, "cd=0") {
+			t.Fatalf("run %d: exit %d, %q: want chdir refused\n%s", i, code, out, errOut)
+		}
+		if cached := strings.Contains(errOut, "seccomp program from the cache"); cached != wantCached {
+			t.Errorf("run %d: program from the cache: %v, want %v", i, cached, wantCached)
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil || len(ents) != 1 {
+			t.Fatalf("run %d: %s holds %v (%v), want one program", i, dir, ents, err)
+		}
+		if st, err := os.Stat(filepath.Join(dir, ents[0].Name())); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("run %d: cached program mode %v (%v), want 0600", i, st.Mode(), err)
+		}
 	}
 }

@@ -15,7 +15,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// stateDirs lists the directories left in a runtime's --root.
+// SeccompCacheDir is the directory in runmini's --root where it keeps
+// compiled seccomp programs on purpose (libcontainer/seccomp's
+// CacheDirName): not a container's leftover.
+const SeccompCacheDir = "@seccomp"
+
+// stateDirs lists the directories left in a runtime's --root, but for
+// runmini's seccomp cache.
 func stateDirs(root string) ([]string, error) {
 	entries, err := os.ReadDir(root)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -26,7 +32,7 @@ func stateDirs(root string) ([]string, error) {
 	}
 	var dirs []string
 	for _, e := range entries {
-		if e.IsDir() {
+		if e.IsDir() && e.Name() != SeccompCacheDir {
 			dirs = append(dirs, filepath.Join(root, e.Name()))
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/runmini/runmini/libcontainer/seccomp"
 )
 
 // runcID is runc's rule for container ids.
@@ -350,5 +352,11 @@ func TestRuntime(t *testing.T) {
 	cgs, err := FindCgroups(func(name string) bool { return strings.Contains(name, id) })
 	if err != nil || len(cgs) > 0 {
 		t.Errorf("cgroups of %s left: %q %v", id, cgs, err)
+	}
+}
+
+func TestSeccompCacheDirName(t *testing.T) {
+	if SeccompCacheDir != seccomp.CacheDirName {
+		t.Fatalf("SeccompCacheDir %q, libcontainer/seccomp keeps its programs in %q", SeccompCacheDir, seccomp.CacheDirName)
 	}
 }

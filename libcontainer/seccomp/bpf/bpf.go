@@ -85,6 +85,18 @@ func (f *Filter) UnmarshalJSON(b []byte) error {
 	return l.Error()
 }
 
+// Encode writes prog as Decode reads it.
+func Encode(prog []unix.SockFilter) []byte {
+	raw := make([]byte, insnSize*len(prog))
+	for i, in := range prog {
+		b := raw[i*insnSize:]
+		binary.NativeEndian.PutUint16(b, in.Code)
+		b[2], b[3] = in.Jt, in.Jf
+		binary.NativeEndian.PutUint32(b[4:], in.K)
+	}
+	return raw
+}
+
 // Decode reads a program as the kernel takes it (and libseccomp exports
 // it): struct sock_filter after struct sock_filter, in native byte order.
 func Decode(raw []byte) ([]unix.SockFilter, error) {
