@@ -35,14 +35,8 @@ const insnSize = 8
 
 // AppendJSON appends f as JSON.
 func (f *Filter) AppendJSON(b []byte) []byte {
-	raw := make([]byte, 0, insnSize*len(f.Prog))
-	for _, in := range f.Prog {
-		raw = binary.NativeEndian.AppendUint16(raw, in.Code)
-		raw = append(raw, in.Jt, in.Jf)
-		raw = binary.NativeEndian.AppendUint32(raw, in.K)
-	}
 	b = append(b, `{"prog":"`...)
-	b = base64.StdEncoding.AppendEncode(b, raw)
+	b = base64.StdEncoding.AppendEncode(b, Encode(f.Prog))
 	b = append(b, `","flags":`...)
 	b = strconv.AppendUint(b, uint64(f.Flags), 10)
 	return append(b, '}')
