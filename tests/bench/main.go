@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -112,6 +113,7 @@ func main() {
 	}
 	runtimeTable("create + start + delete", rts, life)
 	runtimeTable("run (create, start, wait, delete)", rts, run)
+	benchSeccomp(work, rts, *n)
 
 	benchContainerd(tb, co, *n)
 
@@ -203,6 +205,43 @@ func timed(f func() error) time.Duration {
 		fatal(err)
 	}
 	return time.Since(start)
+}
+
+// benchSeccomp times `run` of the same container with containerd's default
+// seccomp profile: libseccomp compiles it on every run in runc's init, and
+// in the first run of a --root in runmini, which keeps the program.
+func benchSeccomp(work string, rts []*runtimeUnderTest, n int) {
+	raw, err := os.ReadFile("libcontainer/seccomp/testdata/containerd-default.json")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: no seccomp table: %v\n", err)
+		return
+	}
+	var profile specs.LinuxSeccomp
+	if err := json.Unmarshal(raw, &profile); err != nil {
+		fatal(fmt.Errorf("seccomp profile: %v", err))
+	}
+	bundle := filepath.Join(work, "bundle-seccomp")
+	os.Mkdir(bundle, 0o755)
+	if err := testutil.MakeBundle(bundle, func(s *specs.Spec) {
+		s.Version = "1.0.2"
+		s.Process.Args = []string{"true"}
+		s.Linux.Seccomp = &profile
+	}); err != nil {
+		fatal(fmt.Errorf("bundle: %v", err))
+	}
+	run := map[string][]time.Duration{}
+	for i := 0; i < n; i++ {
+		for _, rt := range rts {
+			run[rt.name] = append(run[rt.name], timed(func() error {
+				out, err := output(rt.cmd(bundle, "run", fmt.Sprintf("s%d", i)))
+				if err != nil {
+					return fmt.Errorf("%s run: %s", rt.name, firstLine(out, err))
+				}
+				return nil
+			}))
+		}
+	}
+	runtimeTable("run with containerd's default seccomp profile (runmini compiles it once per --root)", rts, run)
 }
 
 func runtimeTable(title string, rts []*runtimeUnderTest, d map[string][]time.Duration) {
