@@ -3,7 +3,6 @@
 package seccomp
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,14 +22,7 @@ func TestDirCache(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the untrusted-file cases chown to another user")
 	}
-	var containerd specs.LinuxSeccomp
-	b, err := os.ReadFile("testdata/containerd-default.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &containerd); err != nil {
-		t.Fatal(err)
-	}
+	containerd := containerdDefault(t)
 	small := func(name string) *specs.LinuxSeccomp {
 		return &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64},
 			Syscalls: []specs.LinuxSyscall{{Names: []string{name}, Action: specs.ActErrno}}}

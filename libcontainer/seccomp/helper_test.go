@@ -29,19 +29,26 @@ func buildHelper(t *testing.T) string {
 	return out
 }
 
+// containerdDefault is containerd's default profile (testdata).
+func containerdDefault(t *testing.T) specs.LinuxSeccomp {
+	t.Helper()
+	var p specs.LinuxSeccomp
+	b, err := os.ReadFile("testdata/containerd-default.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestHelperMatchesInProcess: runmini and the shim (no cgo) compile
 // through the helper, a build with cgo in process; both must give the same
 // program for any profile.
 func TestHelperMatchesInProcess(t *testing.T) {
 	helper := buildHelper(t)
-	var containerd specs.LinuxSeccomp
-	b, err := os.ReadFile("testdata/containerd-default.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &containerd); err != nil {
-		t.Fatal(err)
-	}
+	containerd := containerdDefault(t)
 	u := func(v uint) *uint { return &v }
 	arg := func(i uint, op specs.LinuxSeccompOperator, v, v2 uint64) specs.LinuxSeccompArg {
 		return specs.LinuxSeccompArg{Index: i, Op: op, Value: v, ValueTwo: v2}
