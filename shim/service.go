@@ -218,7 +218,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 			Stdin:         in,
 			Stdout:        out,
 			Stderr:        errw,
-			SeccompCache:  s.seccomp,
+			SeccompCache:  s.seccomp.WithDir(filepath.Join(root, seccomp.CacheDirName)),
 		})
 		if err != nil {
 			return 0, nil, createError(err)

@@ -151,3 +151,43 @@ func TestDirCache(t *testing.T) {
 		t.Error("a bad profile left a file")
 	}
 }
+
+// WithDir: a shim's cache keeps its filters in memory and its programs in
+// the directory, where another shim (another Cache) finds them.
+func TestCacheWithDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), CacheDirName)
+	p := containerdDefault(t)
+	mem := NewCache(4)
+	a, err := mem.WithDir(dir).Compile(&p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := mem.WithDir(dir).Compile(&p); err != nil || b != a {
+		t.Errorf("views of one cache do not share the filter in memory: %v", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("%s: %v, %v; want the one program", dir, ents, err)
+	}
+	// Another cache (another shim) reads the file: mark it and see.
+	file := filepath.Join(dir, ents[0].Name())
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-4] ^= 0xff
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCache(4).WithDir(dir).Compile(&p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := len(c.Prog) - 1; c.Prog[last] == a.Prog[last] {
+		t.Error("another cache compiled the profile again instead of reading the program")
+	}
+	var none *Cache
+	if f, err := none.WithDir(dir).Compile(&p); err != nil || f == nil {
+		t.Errorf("a nil cache with a directory: %v", err)
+	}
+}

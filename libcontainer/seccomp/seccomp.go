@@ -235,10 +235,16 @@ func conditions(args []specs.LinuxSeccompArg) ([][]cond, error) {
 // every exec (an exec probe every few seconds), and containerd's default
 // profile costs libseccomp ~10 ms each time. A Filter from the cache is
 // shared and must not be changed. It is safe for concurrent use and holds
-// at most max filters, dropping the least recently used.
+// at most max filters, dropping the least recently used. A Cache may also
+// keep the programs in a directory, for the callers that come after (see
+// NewDirCache and WithDir).
 type Cache struct {
-	// dir, for NewDirCache, keeps the programs in files instead.
+	// dir keeps the programs in files too ("" for none).
 	dir string
+	mem *memCache // nil for none
+}
+
+type memCache struct {
 	mu  sync.Mutex
 	max int
 	// Keyed by the profile's JSON itself: no hash whose collision could
@@ -249,7 +255,16 @@ type Cache struct {
 
 // NewCache returns a cache of at most max filters.
 func NewCache(max int) *Cache {
-	return &Cache{max: max, items: map[string]*Filter{}}
+	return &Cache{mem: &memCache{max: max, items: map[string]*Filter{}}}
+}
+
+// WithDir is c, keeping the programs in dir as well (NewDirCache), and
+// sharing c's filters in memory.
+func (c *Cache) WithDir(dir string) *Cache {
+	if c == nil {
+		return NewDirCache(dir)
+	}
+	return &Cache{dir: dir, mem: c.mem}
 }
 
 // Compile is Compile, remembered by the profile's content. A nil cache
@@ -258,47 +273,54 @@ func (c *Cache) Compile(p *specs.LinuxSeccomp) (*Filter, error) {
 	if c == nil {
 		return Compile(p)
 	}
+	compile := Compile
 	if c.dir != "" {
-		prof, err := parse(p)
-		if err != nil {
-			return nil, err
+		compile = func(p *specs.LinuxSeccomp) (*Filter, error) {
+			prof, err := parse(p)
+			if err != nil {
+				return nil, err
+			}
+			return compileIn(c.dir, prof)
 		}
-		return compileIn(c.dir, prof)
+	}
+	m := c.mem
+	if m == nil {
+		return compile(p)
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)
 	}
 	key := string(b)
-	c.mu.Lock()
-	f, ok := c.items[key]
+	m.mu.Lock()
+	f, ok := m.items[key]
 	if ok {
-		c.touch(key)
+		m.touch(key)
 	}
-	c.mu.Unlock()
+	m.mu.Unlock()
 	if ok {
 		return f, nil
 	}
 	// Compiled outside the lock: two first uses of one profile may both
 	// compile, and the second result replaces the first.
-	if f, err = Compile(p); err != nil {
+	if f, err = compile(p); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.items[key]; !ok && len(c.order) == c.max {
-		delete(c.items, c.order[0])
-		c.order = c.order[1:]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.items[key]; !ok && len(m.order) == m.max {
+		delete(m.items, m.order[0])
+		m.order = m.order[1:]
 	}
-	c.items[key] = f
-	c.touch(key)
+	m.items[key] = f
+	m.touch(key)
 	return f, nil
 }
 
 // touch makes key the most recently used. Called with mu held.
-func (c *Cache) touch(key string) {
-	if i := slices.Index(c.order, key); i >= 0 {
-		c.order = slices.Delete(c.order, i, i+1)
+func (m *memCache) touch(key string) {
+	if i := slices.Index(m.order, key); i >= 0 {
+		m.order = slices.Delete(m.order, i, i+1)
 	}
-	c.order = append(c.order, key)
+	m.order = append(m.order, key)
 }

@@ -298,6 +298,8 @@ func (e *shimEnv) cleanup() {
 		os.Remove(strings.TrimPrefix(e.address, "unix://"))
 	}
 	root := filepath.Join("/run/containerd/runmini", e.ns)
+	// The shim keeps compiled seccomp programs beside the containers.
+	os.RemoveAll(filepath.Join(root, testutil.SeccompCacheDir))
 	if ents, _ := os.ReadDir(root); len(ents) > 0 {
 		t.Errorf("container state left in %s: %v", root, ents)
 	}

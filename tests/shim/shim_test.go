@@ -778,7 +778,7 @@ func refused(out string) bool {
 
 // Every process of a container with a seccomp profile is filtered: the
 // init and each exec (the shim compiles the profile once and shares the
-// filter).
+// filter, and keeps the program in its root for the next shims).
 func TestSeccompForInitAndExecs(t *testing.T) {
 	t.Parallel()
 	id := testutil.ID(t)
@@ -792,6 +792,11 @@ func TestSeccompForInitAndExecs(t *testing.T) {
 	stdout, _ := e.create(id, b, nil)
 	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
 		t.Fatal(err)
+	}
+	// The program is kept for the next shims of the namespace too.
+	cache := filepath.Join("/run/containerd/runmini", e.ns, testutil.SeccompCacheDir)
+	if ents, err := os.ReadDir(cache); err != nil || len(ents) != 1 {
+		t.Errorf("%s holds %v (%v), want the one program", cache, ents, err)
 	}
 	for i := 0; i < 3; i++ {
 		x := "s" + strconv.Itoa(i)

@@ -898,14 +898,19 @@ func (c *Containerd) cleanup() {
 	if _, err := removeCgroupsNamed([]string{c.Namespace}); err != nil {
 		leaks = append(leaks, err.Error())
 	}
-	// The runc shim keeps runc's state in /run/containerd/runc/<namespace>;
-	// only the empty directory may be left of it.
-	runcRoot := filepath.Join("/run/containerd/runc", c.Namespace)
-	if ents, err := os.ReadDir(runcRoot); err == nil {
-		for _, e := range ents {
-			leaks = append(leaks, "runc state "+filepath.Join(runcRoot, e.Name()))
+	// The shims keep their runtime's state in /run/containerd/runc/<namespace>
+	// and /run/containerd/runmini/<namespace>; only the empty directory may
+	// be left of it (and runmini's compiled seccomp programs).
+	for _, rt := range []string{"runc", "runmini"} {
+		root := filepath.Join("/run/containerd", rt, c.Namespace)
+		if ents, err := os.ReadDir(root); err == nil {
+			for _, e := range ents {
+				if rt != "runmini" || e.Name() != SeccompCacheDir {
+					leaks = append(leaks, rt+" state "+filepath.Join(root, e.Name()))
+				}
+			}
+			_ = os.RemoveAll(root)
 		}
-		_ = os.RemoveAll(runcRoot)
 	}
 	removeFIFOs(ids)
 	for _, l := range leaks {
