@@ -416,6 +416,12 @@ func (s *service) initExited(t *task, e reaper.Exit) {
 // create or start event of p), then releases its IO. The init's id in the
 // event is the container's.
 func (s *service) exited(t *task, p *process, e reaper.Exit) {
+	// A terminal's last output reaches the client before its exit does:
+	// containerd 2.x's client closes its end of the output fifo as soon as
+	// it has the exit (its Delete cancels the IO first), and what the copy
+	// from the pty had not written yet would be lost (`ctr run -t` of a
+	// quick command printed nothing, now and then).
+	p.drainIO(drainTimeout)
 	id := p.execID
 	if id == "" {
 		id = t.id

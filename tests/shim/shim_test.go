@@ -999,3 +999,29 @@ func TestNoFdLeakAcrossTasks(t *testing.T) {
 	e.client.Kill(ctx(t), &taskapi.KillRequest{ID: sandbox, Signal: 9})
 	e.deleteTask(sandbox)
 }
+
+// A terminal's output is all written out when Wait reports the exit:
+// containerd 2.x's client stops reading as soon as it has the exit.
+func TestTerminalOutputBeforeExit(t *testing.T) {
+	t.Parallel()
+	id := testutil.ID(t)
+	const n = 30000
+	b := testutil.Bundle(t, func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", "head -c " + strconv.Itoa(n) + " /dev/zero | tr '\\0' x; exit 4"}
+		s.Process.Terminal = true
+	})
+	e := startShim(t, b, id)
+	stdout, _ := e.create(id, b, func(r *taskapi.CreateTaskRequest) { r.Terminal = true; r.Stderr = "" })
+	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := e.client.Wait(ctx(t), &taskapi.WaitRequest{ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read before Delete, which drains the copy too.
+	if got := readFile(t, stdout); len(got) != n || w.ExitStatus != 4 {
+		t.Errorf("at the exit (status %d): %d bytes of output, want %d", w.ExitStatus, len(got), n)
+	}
+	e.deleteTask(id)
+}
