@@ -33,6 +33,10 @@ cleanup() {
 	fi
 	grep -F "$tmp" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 	rm -rf "$tmp"
+	# The shim's state root for the namespace (with any compiled seccomp
+	# programs in it); a real namespace keeps it.
+	rm -rf "/run/containerd/runmini/$ns/@seccomp"
+	rmdir "/run/containerd/runmini/$ns" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT
