@@ -14,6 +14,7 @@ package cgroups
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -107,6 +108,14 @@ type Manager interface {
 	// back. The thread counts in the cgroup until then: pids.max and the
 	// memory limits come after (ApplyResources).
 	ForkInto() (fd int, leave func() error, err error)
+	// JoinFiles is what a process made for the existing cgroup (an exec)
+	// needs to join it by itself while it has a single thread: fd is the
+	// cgroup2 directory for clone3's CLONE_INTO_CGROUP (-1 on a v1 host),
+	// tasks an fd open for writing on each v1 hierarchy's tasks file (a
+	// thread writing 0 there moves itself, without the cgroup-wide lock
+	// that Apply's cgroup.procs write takes). The caller closes tasks; the
+	// Manager owns fd.
+	JoinFiles() (fd int, tasks []*os.File, err error)
 	// FD is an O_RDONLY|O_DIRECTORY fd of the container's cgroup v2
 	// directory for clone3's CLONE_INTO_CGROUP, or -1 where a process
 	// must be moved in with Apply instead (v1 and hybrid hosts). The

@@ -474,3 +474,55 @@ func TestHostForkInto(t *testing.T) {
 		}
 	}
 }
+
+// JoinFiles: a single-threaded process that writes 0 to the tasks files
+// (and is cloned into the cgroup2 directory) is in the cgroup everywhere.
+func TestHostJoinFiles(t *testing.T) {
+	cgtest.RequireRoot(t)
+	mode := hostMode(t)
+	name := cgtest.UniqueName(t)
+	m, err := New(Config{ID: name, Path: "/" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	paths := m.Paths()
+	t.Cleanup(func() { destroyAndCheck(t, paths, defaultRoot) })
+	fd, tasks, err := m.JoinFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, f := range tasks {
+			f.Close()
+		}
+	}()
+	wantTasks := len(paths)
+	if _, ok := paths[""]; ok {
+		wantTasks--
+	}
+	if len(tasks) != wantTasks || (fd >= 0) != (mode != ModeV1) {
+		t.Fatalf("JoinFiles on %v: fd %d, %d tasks files; want %d", mode, fd, len(tasks), wantTasks)
+	}
+	script := ""
+	for i := range tasks {
+		script += fmt.Sprintf("echo 0 > /proc/self/fd/%d; ", 3+i)
+	}
+	cmd := exec.Command("sh", "-c", script+"cat /proc/self/cgroup")
+	cmd.ExtraFiles = tasks
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: fd >= 0, CgroupFD: fd}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		for _, c := range strings.Split(parts[1], ",") {
+			if _, ours := paths[c]; ours && parts[2] != "/"+name {
+				t.Errorf("%q: in %s, want /%s", c, parts[2], name)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -366,6 +367,30 @@ func (m *manager) Set(r *specs.LinuxResources) error {
 	}
 	m.res = r
 	return nil
+}
+
+func (m *manager) JoinFiles() (fd int, tasks []*os.File, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.v2 != "" && m.fd < 0 {
+		if err := m.openFD(); err != nil {
+			return -1, nil, err
+		}
+	}
+	for _, ctrl := range sortedKeys(m.v1) {
+		p := filepath.Join(m.v1[ctrl], "tasks")
+		// Not os.OpenFile: the fd would be made non-blocking for the
+		// poller, and the process it is handed to shares that.
+		tfd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			for _, t := range tasks {
+				t.Close()
+			}
+			return -1, nil, fmt.Errorf("join cgroup: %w", &os.PathError{Op: "open", Path: p, Err: err})
+		}
+		tasks = append(tasks, os.NewFile(uintptr(tfd), p))
+	}
+	return m.fd, tasks, nil
 }
 
 func (m *manager) FD() int {

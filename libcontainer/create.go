@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -343,6 +344,26 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 		extra = append(extra, plan.joins...)
 		env = append(env, plan.nsenterEnv(first, pipeFD)...)
 	}
+	// An exec that goes through the constructor joins its cgroup there,
+	// itself (see cgroups.Manager.JoinFiles); the others are moved in.
+	cgroupFD, joinsCgroup := -1, false
+	if o.exec && plan.needsNsenter() {
+		fd, tasks, err := h.cg.JoinFiles()
+		if err != nil {
+			return nil, err
+		}
+		var fds []string
+		for _, f := range tasks {
+			defer f.Close()
+			fds = append(fds, strconv.Itoa(add(f)))
+		}
+		if len(fds) > 0 {
+			env = append(env, nsenter.EnvCgroup+"="+strings.Join(fds, ","))
+		}
+		cgroupFD, joinsCgroup = fd, true
+	} else if o.exec {
+		cgroupFD = h.cg.FD()
+	}
 
 	files := []uintptr{orStd(o.Stdin, os.Stdin).Fd(), orStd(o.Stdout, os.Stdout).Fd(), orStd(o.Stderr, os.Stderr).Fd()}
 	for _, f := range extra {
@@ -371,9 +392,11 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 	// moves this thread: keep it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	// A new container's init is born in its cgroup; an exec is cloned
-	// into it on v2 and moved in (Apply) elsewhere: its cgroup has limits
-	// already, which this thread must not count against.
+	// A new container's init is born in its cgroup. An exec is cloned
+	// into its cgroup2 directory (v2, and a hybrid host's unified
+	// hierarchy when it joins the v1 ones itself) and otherwise moved in
+	// (Apply): its cgroup has limits already, which this thread must not
+	// count against.
 	leave := func() error { return nil }
 	if !o.exec {
 		fd, l, err := h.cg.ForkInto()
@@ -381,8 +404,8 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 			return nil, err
 		}
 		sys.UseCgroupFD, sys.CgroupFD, leave = fd >= 0, fd, l
-	} else if fd := h.cg.FD(); fd >= 0 {
-		sys.UseCgroupFD, sys.CgroupFD = true, fd
+	} else if cgroupFD >= 0 {
+		sys.UseCgroupFD, sys.CgroupFD = true, cgroupFD
 	}
 	// syscall.ForkExec rather than os/exec: the first os.StartProcess of a
 	// process forks a child of its own to probe pidfd support, which the
@@ -467,7 +490,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 		if err := h.cg.ApplyResources(); err != nil {
 			return nil, err
 		}
-	} else if h.cg.FD() < 0 {
+	} else if !joinsCgroup && cgroupFD < 0 {
 		if err := h.cg.Apply(proc.Pid); err != nil {
 			return nil, err
 		}

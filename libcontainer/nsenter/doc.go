@@ -20,6 +20,11 @@
 //     given order (the caller puts user first), each fd closed once joined.
 //     Types are user, ipc, uts, net, pid, mnt, cgroup and time; the kernel
 //     checks that each fd refers to a namespace of the named type.
+//   - _RUNMINI_CGROUP=<fd>,<fd>,...: cgroup v1 "tasks" files open for
+//     writing, one per hierarchy; before anything else the constructor
+//     writes "0" to each (which moves the writing thread, here the whole
+//     process, without the cgroup-wide lock that moving another process
+//     takes) and closes it.
 //   - _RUNMINI_UNSHARE=<decimal clone flags>: namespaces to create after the
 //     joins, e.g. when a user namespace was joined and the others must be
 //     owned by it. Only CLONE_NEW* flags are accepted.

@@ -26,11 +26,15 @@
 #define ENV_PIPE "_RUNMINI_NSPIPE"
 #define ENV_SETNS "_RUNMINI_SETNS"
 #define ENV_UNSHARE "_RUNMINI_UNSHARE"
+#define ENV_CGROUP "_RUNMINI_CGROUP"
 
 // Eight namespace types exist; a few spare entries let a caller repeat one
 // without us needing dynamic allocation, anything beyond is a caller bug.
 #define MAX_JOINS 16
 #define MAX_SETNS_LEN 512
+// One tasks file per cgroup v1 hierarchy: fourteen controllers and a few
+// named hierarchies at the most.
+#define MAX_CGROUPS 32
 
 #define ALL_NS_FLAGS                                                          \
 	(CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |         \
@@ -161,6 +165,34 @@ static int parse_setns(const char *value, struct join *joins)
 	return n;
 }
 
+// parse_cgroup parses "<fd>,<fd>,..." completely before any is written.
+static int parse_cgroup(const char *value, int *fds)
+{
+	const char *p = value;
+	int n = 0;
+
+	while (*p) {
+		char *end;
+		int fd;
+
+		if (n == MAX_CGROUPS)
+			fail("%s: more than %d entries", ENV_CGROUP, MAX_CGROUPS);
+		fd = parse_int(p, &end);
+		if (fd < 0 || (*end != ',' && *end != '\0'))
+			fail("%s: malformed entry at \"%.32s\"", ENV_CGROUP, p);
+		if (fd == report_fd)
+			fail("%s: fd %d is the report pipe", ENV_CGROUP, fd);
+		fds[n++] = fd;
+		p = end;
+		if (*p == ',') {
+			p++;
+			if (*p == '\0')
+				fail("%s: trailing comma", ENV_CGROUP);
+		}
+	}
+	return n;
+}
+
 static int parse_unshare(const char *value)
 {
 	char *end;
@@ -185,10 +217,11 @@ static void report(const char *line)
 __attribute__((constructor)) static void runmini_nsenter(void)
 {
 	const char *pipe_env = getenv(ENV_PIPE);
-	const char *setns_env, *unshare_env;
+	const char *setns_env, *unshare_env, *cgroup_env;
 	char setns_value[MAX_SETNS_LEN];
 	struct join joins[MAX_JOINS];
-	int njoins = 0, unshare_flags = 0, joined = 0, fd;
+	int cgroups[MAX_CGROUPS];
+	int njoins = 0, ncgroups = 0, unshare_flags = 0, joined = 0, fd;
 	char *end;
 
 	if (pipe_env == NULL)
@@ -212,6 +245,9 @@ __attribute__((constructor)) static void runmini_nsenter(void)
 	unshare_env = getenv(ENV_UNSHARE);
 	if (unshare_env != NULL)
 		unshare_flags = parse_unshare(unshare_env);
+	cgroup_env = getenv(ENV_CGROUP);
+	if (cgroup_env != NULL)
+		ncgroups = parse_cgroup(cgroup_env, cgroups);
 
 	// glibc and musl remove entries by shifting the initial environ array
 	// in place, which is the array the Go runtime reads its environment
@@ -219,8 +255,18 @@ __attribute__((constructor)) static void runmini_nsenter(void)
 	unsetenv(ENV_PIPE);
 	unsetenv(ENV_SETNS);
 	unsetenv(ENV_UNSHARE);
+	unsetenv(ENV_CGROUP);
 
 	njoins = parse_setns(setns_value, joins);
+	// The cgroup first, while this process has one thread and is still
+	// in the runtime's namespaces: 0 in a v1 tasks file moves the writer
+	// alone, without the cgroup-wide lock (and RCU grace period) that a
+	// runtime writing this pid to cgroup.procs would take.
+	for (int i = 0; i < ncgroups; i++) {
+		if (write_all(cgroups[i], "0", 1) < 0)
+			fail("join cgroup (fd %d): %s", cgroups[i], strerror(errno));
+		close(cgroups[i]);
+	}
 	for (int i = 0; i < njoins; i++) {
 		if (setns(joins[i].fd, joins[i].type->flag) < 0)
 			fail("setns %s (fd %d): %s", joins[i].type->name,

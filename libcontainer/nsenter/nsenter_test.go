@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -406,6 +407,32 @@ func TestUnshareTime(t *testing.T) {
 	}
 }
 
+// Each fd in EnvCgroup gets "0" (a tasks file moves the writer) and is
+// closed, before the joins.
+func TestJoinCgroup(t *testing.T) {
+	var reads []*os.File
+	var writes []*os.File
+	for i := 0; i < 2; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close(); w.Close() })
+		reads, writes = append(reads, r), append(writes, w)
+	}
+	res := runHelper(t, []string{EnvCgroup + "=3,4"}, writes, true)
+	if res.err != nil || res.pid != 0 || res.exitCode != 0 {
+		t.Fatalf("report %q, exit %d, stderr %s", res.report, res.exitCode, res.stderr)
+	}
+	for i, r := range reads {
+		writes[i].Close()
+		b, err := io.ReadAll(r)
+		if err != nil || string(b) != "0" {
+			t.Errorf("fd %d got %q (%v), want \"0\"", 3+i, b, err)
+		}
+	}
+}
+
 func TestEmptyRequest(t *testing.T) {
 	r := runHelper(t, nil, nil, true)
 	if r.report != "ok\n" {
@@ -419,13 +446,13 @@ func TestEmptyRequest(t *testing.T) {
 
 func TestNothingWithoutPipe(t *testing.T) {
 	// Without EnvPipe the other variables are ignored and left alone.
-	env := []string{EnvSetns + "=99:net", EnvUnshare + "=1073741824"}
+	env := []string{EnvSetns + "=99:net", EnvUnshare + "=1073741824", EnvCgroup + "=99"}
 	r := runHelper(t, env, nil, false)
 	if r.exitCode != 0 || r.out == nil {
 		t.Fatalf("helper exit %d, stderr %q", r.exitCode, r.stderr)
 	}
 	slices.Sort(r.out.Env)
-	want := []string{EnvSetns + "=99:net", EnvUnshare + "=1073741824"}
+	want := []string{EnvCgroup + "=99", EnvSetns + "=99:net", EnvUnshare + "=1073741824"}
 	if !slices.Equal(r.out.Env, want) {
 		t.Errorf("child environment %v, want %v untouched", r.out.Env, want)
 	}
@@ -450,6 +477,11 @@ func TestErrors(t *testing.T) {
 		{"malformed entry", []string{EnvSetns + "=x:net"}, nil, `_RUNMINI_SETNS: malformed entry at "x:net"`},
 		{"trailing comma", []string{EnvSetns + "=3:uts,"}, []*os.File{uts}, "_RUNMINI_SETNS: trailing comma"},
 		{"pipe as namespace", []string{EnvSetns + "=3:net"}, nil, "_RUNMINI_SETNS: fd 3 is the report pipe"},
+		{"bad cgroup fd", []string{EnvCgroup + "=99"}, nil, "join cgroup (fd 99): Bad file descriptor"},
+		{"read-only cgroup fd", []string{EnvCgroup + "=3"}, []*os.File{uts}, "join cgroup (fd 3): Bad file descriptor"},
+		{"malformed cgroup", []string{EnvCgroup + "=3:x"}, []*os.File{uts}, `_RUNMINI_CGROUP: malformed entry at "3:x"`},
+		{"cgroup trailing comma", []string{EnvCgroup + "=3,"}, []*os.File{uts}, "_RUNMINI_CGROUP: trailing comma"},
+		{"pipe as cgroup", []string{EnvCgroup + "=3"}, nil, "_RUNMINI_CGROUP: fd 3 is the report pipe"},
 		{"malformed flags", []string{EnvUnshare + "=0x20000"}, nil, `_RUNMINI_UNSHARE: malformed flags "0x20000"`},
 		{"not namespace flags", []string{EnvUnshare + "=512"}, nil, "_RUNMINI_UNSHARE: flags 0x200 are not namespace flags"},
 	} {

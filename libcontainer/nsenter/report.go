@@ -15,6 +15,7 @@ const (
 	EnvPipe    = "_RUNMINI_NSPIPE"
 	EnvSetns   = "_RUNMINI_SETNS"
 	EnvUnshare = "_RUNMINI_UNSHARE"
+	EnvCgroup  = "_RUNMINI_CGROUP"
 )
 
 // Skipped tells, in a process's Go code, that its parent asked for the
