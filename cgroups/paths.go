@@ -63,9 +63,6 @@ func HugetlbInV2(mode Mode, paths map[string]string) bool {
 func Controllers(dir string) (map[string]bool, error) { return cgroupFiles{}.availableV2(dir) }
 
 // detectMode asks the host how cgroups are mounted at root.
-// HostMode is the layout of the host's cgroups at /sys/fs/cgroup.
-func HostMode() (Mode, error) { return detectMode(defaultRoot) }
-
 func detectMode(root string) (Mode, error) {
 	if root == defaultRoot {
 		switch cgroupsv3.Mode() {
