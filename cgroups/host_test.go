@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	cgroupsv3 "github.com/containerd/cgroups/v3"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -432,7 +433,8 @@ func TestHostForkInto(t *testing.T) {
 			done <- fmt.Errorf("ForkInto fd %d on %v", fd, mode)
 			return
 		}
-		for ctrl, cg := range v1Membership(self()) {
+		v1, _, _ := cgroupsv3.ParseCgroupFromReaderUnified(strings.NewReader(self()))
+		for ctrl, cg := range v1 {
 			if _, ours := paths[ctrl]; ours && cg != "/"+name {
 				leave()
 				done <- fmt.Errorf("thread in %q cgroup %q after ForkInto, want /%s", ctrl, cg, name)

@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	cgroupsv3 "github.com/containerd/cgroups/v3"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -222,16 +224,25 @@ func (m *manager) openFD() error {
 	return nil
 }
 
+// v2FD is the cgroup2 directory's fd, opened on first use (a Manager from
+// Load), or -1 on a v1 host. Called with mu held.
+func (m *manager) v2FD() (int, error) {
+	if m.v2 != "" && m.fd < 0 {
+		if err := m.openFD(); err != nil {
+			return -1, err
+		}
+	}
+	return m.fd, nil
+}
+
 func (m *manager) ForkInto() (fd int, leave func() error, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.v2 != "" && m.fd < 0 {
-		if err := m.openFD(); err != nil {
-			return -1, nil, err
-		}
+	if fd, err = m.v2FD(); err != nil {
+		return -1, nil, err
 	}
 	if m.mode == ModeV2 {
-		return m.fd, func() error { return nil }, nil
+		return fd, func() error { return nil }, nil
 	}
 	// Where the thread is now, to go back to: the caller's cgroup, not
 	// the hierarchy's root.
@@ -239,7 +250,10 @@ func (m *manager) ForkInto() (fd int, leave func() error, err error) {
 	if err != nil {
 		return -1, nil, fmt.Errorf("enter cgroup: %w", err)
 	}
-	own := v1Membership(string(b))
+	own, _, err := cgroupsv3.ParseCgroupFromReaderUnified(bytes.NewReader(b))
+	if err != nil {
+		return -1, nil, fmt.Errorf("enter cgroup: /proc/thread-self/cgroup: %w", err)
+	}
 	type place struct{ mount, rel string }
 	var from []place
 	back := func() error {
@@ -276,7 +290,7 @@ func (m *manager) ForkInto() (fd int, leave func() error, err error) {
 		}
 		return nil
 	}
-	return m.fd, leave, nil
+	return fd, leave, nil
 }
 
 // enableV2 makes the needed cgroup2 controllers available in m.v2. On a
@@ -372,10 +386,8 @@ func (m *manager) Set(r *specs.LinuxResources) error {
 func (m *manager) JoinFiles() (fd int, tasks []*os.File, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.v2 != "" && m.fd < 0 {
-		if err := m.openFD(); err != nil {
-			return -1, nil, err
-		}
+	if fd, err = m.v2FD(); err != nil {
+		return -1, nil, err
 	}
 	for _, ctrl := range sortedKeys(m.v1) {
 		p := filepath.Join(m.v1[ctrl], "tasks")
@@ -390,7 +402,7 @@ func (m *manager) JoinFiles() (fd int, tasks []*os.File, err error) {
 		}
 		tasks = append(tasks, os.NewFile(uintptr(tfd), p))
 	}
-	return m.fd, tasks, nil
+	return fd, tasks, nil
 }
 
 func (m *manager) FD() int {
@@ -399,14 +411,9 @@ func (m *manager) FD() int {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.fd < 0 {
-		// A Manager from Load opens on first use; on failure the caller
-		// falls back to Apply, which reports the error.
-		if m.openFD() != nil {
-			return -1
-		}
-	}
-	return m.fd
+	// On failure the caller falls back to Apply, which reports the error.
+	fd, _ := m.v2FD()
+	return fd
 }
 
 func (m *manager) NeedsApply() bool { return m.mode != ModeV2 }
@@ -572,23 +579,3 @@ func (m *manager) someV1() string {
 }
 
 func (m *manager) someV1Dir() string { return m.v1[m.someV1()] }
-
-// v1Membership maps each v1 controller (and named hierarchy, as
-// "name=systemd") in a /proc/<pid>/cgroup text to the cgroup it names.
-func v1Membership(text string) map[string]string {
-	out := map[string]string{}
-	for _, line := range strings.Split(text, "\n") {
-		_, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		ctrls, path, ok := strings.Cut(rest, ":")
-		if !ok || ctrls == "" {
-			continue
-		}
-		for _, c := range strings.Split(ctrls, ",") {
-			out[c] = path
-		}
-	}
-	return out
-}

@@ -192,14 +192,6 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-func TestV1Membership(t *testing.T) {
-	got := v1Membership("12:cpu,cpuacct:/a/b\n9:name=systemd:/user.slice\n3:pids:/\n0::/unified/x\n\nbad line\n")
-	want := map[string]string{"cpu": "/a/b", "cpuacct": "/a/b", "name=systemd": "/user.slice", "pids": "/"}
-	if !maps.Equal(got, want) {
-		t.Fatalf("v1Membership = %v, want %v", got, want)
-	}
-}
-
 func TestHierarchies(t *testing.T) {
 	root := t.TempDir()
 	for _, d := range []string{"memory", "cpu,cpuacct"} {
