@@ -388,6 +388,23 @@ func TestHostDestroyBusy(t *testing.T) {
 	destroyAndCheck(t, m.Paths(), "")
 }
 
+// hostCgroup makes, with make (Create or CreateDirs), a cgroup named
+// after t on the host, removed (and checked) when t ends.
+func hostCgroup(t *testing.T, res *specs.LinuxResources, make func(Manager) error) (Manager, string, map[string]string) {
+	t.Helper()
+	name := cgtest.UniqueName(t)
+	m, err := New(Config{ID: name, Path: "/" + name, Resources: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := make(m); err != nil {
+		t.Fatal(err)
+	}
+	paths := m.Paths()
+	t.Cleanup(func() { destroyAndCheck(t, paths, defaultRoot) })
+	return m, name, paths
+}
+
 // ForkInto: a process forked by the readied thread is born in the cgroup
 // in every hierarchy (v1 through the thread's own move, cgroup2 through
 // CLONE_INTO_CGROUP), the limits come after it (a pids.max below what the
@@ -396,16 +413,7 @@ func TestHostDestroyBusy(t *testing.T) {
 func TestHostForkInto(t *testing.T) {
 	cgtest.RequireRoot(t)
 	mode := hostMode(t)
-	name := cgtest.UniqueName(t)
-	m, err := New(Config{ID: name, Path: "/" + name, Resources: &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: cgtest.Ptr(int64(1))}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.CreateDirs(); err != nil {
-		t.Fatal(err)
-	}
-	paths := m.Paths()
-	t.Cleanup(func() { destroyAndCheck(t, paths, defaultRoot) })
+	m, name, paths := hostCgroup(t, &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: cgtest.Ptr(int64(1))}}, Manager.CreateDirs)
 	if dir, ok := paths["pids"]; ok {
 		if got := strings.TrimSpace(cgtest.ReadFile(t, filepath.Join(dir, "pids.max"))); got != "max" {
 			t.Fatalf("pids.max = %q after CreateDirs, want no limit yet", got)
@@ -482,16 +490,7 @@ func TestHostForkInto(t *testing.T) {
 func TestHostJoinFiles(t *testing.T) {
 	cgtest.RequireRoot(t)
 	mode := hostMode(t)
-	name := cgtest.UniqueName(t)
-	m, err := New(Config{ID: name, Path: "/" + name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Create(); err != nil {
-		t.Fatal(err)
-	}
-	paths := m.Paths()
-	t.Cleanup(func() { destroyAndCheck(t, paths, defaultRoot) })
+	m, name, paths := hostCgroup(t, nil, Manager.Create)
 	fd, tasks, err := m.JoinFiles()
 	if err != nil {
 		t.Fatal(err)
