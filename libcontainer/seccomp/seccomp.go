@@ -273,19 +273,9 @@ func (c *Cache) Compile(p *specs.LinuxSeccomp) (*Filter, error) {
 	if c == nil {
 		return Compile(p)
 	}
-	compile := Compile
-	if c.dir != "" {
-		compile = func(p *specs.LinuxSeccomp) (*Filter, error) {
-			prof, err := parse(p)
-			if err != nil {
-				return nil, err
-			}
-			return compileIn(c.dir, prof)
-		}
-	}
 	m := c.mem
 	if m == nil {
-		return compile(p)
+		return c.build(p)
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -303,7 +293,7 @@ func (c *Cache) Compile(p *specs.LinuxSeccomp) (*Filter, error) {
 	}
 	// Compiled outside the lock: two first uses of one profile may both
 	// compile, and the second result replaces the first.
-	if f, err = compile(p); err != nil {
+	if f, err = c.build(p); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -315,6 +305,18 @@ func (c *Cache) Compile(p *specs.LinuxSeccomp) (*Filter, error) {
 	m.items[key] = f
 	m.touch(key)
 	return f, nil
+}
+
+// build is Compile, through the directory if there is one.
+func (c *Cache) build(p *specs.LinuxSeccomp) (*Filter, error) {
+	if c.dir == "" {
+		return Compile(p)
+	}
+	prof, err := parse(p)
+	if err != nil {
+		return nil, err
+	}
+	return compileIn(c.dir, prof)
 }
 
 // touch makes key the most recently used. Called with mu held.
