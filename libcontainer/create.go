@@ -345,8 +345,9 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 		env = append(env, plan.nsenterEnv(first, pipeFD)...)
 	}
 	// An exec that goes through the constructor joins its cgroup there,
-	// itself (see cgroups.Manager.JoinFiles); the others are moved in.
-	cgroupFD, joinsCgroup := -1, false
+	// itself (see cgroups.Manager.JoinFiles); the others are cloned into
+	// the cgroup2 directory, or else moved in (moveIn).
+	cgroupFD, moveIn := -1, false
 	if o.exec && plan.needsNsenter() {
 		fd, tasks, err := h.cg.JoinFiles()
 		if err != nil {
@@ -360,9 +361,10 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 		if len(fds) > 0 {
 			env = append(env, nsenter.EnvCgroup+"="+strings.Join(fds, ","))
 		}
-		cgroupFD, joinsCgroup = fd, true
+		cgroupFD = fd
 	} else if o.exec {
 		cgroupFD = h.cg.FD()
+		moveIn = cgroupFD < 0
 	}
 
 	files := []uintptr{orStd(o.Stdin, os.Stdin).Fd(), orStd(o.Stdout, os.Stdout).Fd(), orStd(o.Stderr, os.Stderr).Fd()}
@@ -490,7 +492,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 		if err := h.cg.ApplyResources(); err != nil {
 			return nil, err
 		}
-	} else if !joinsCgroup && cgroupFD < 0 {
+	} else if moveIn {
 		if err := h.cg.Apply(proc.Pid); err != nil {
 			return nil, err
 		}
