@@ -388,16 +388,16 @@ func TestHostDestroyBusy(t *testing.T) {
 	destroyAndCheck(t, m.Paths(), "")
 }
 
-// hostCgroup makes, with make (Create or CreateDirs), a cgroup named
+// hostCgroup makes, with mk (Create or CreateDirs), a cgroup named
 // after t on the host, removed (and checked) when t ends.
-func hostCgroup(t *testing.T, res *specs.LinuxResources, make func(Manager) error) (Manager, string, map[string]string) {
+func hostCgroup(t *testing.T, res *specs.LinuxResources, mk func(Manager) error) (Manager, string, map[string]string) {
 	t.Helper()
 	name := cgtest.UniqueName(t)
 	m, err := New(Config{ID: name, Path: "/" + name, Resources: res})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := make(m); err != nil {
+	if err := mk(m); err != nil {
 		t.Fatal(err)
 	}
 	paths := m.Paths()
