@@ -12,8 +12,10 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
-	// Maps the heap it is about to use in one go (see the package).
-	_ "github.com/runmini/runmini/internal/prefault"
+	// Maps the binary and the heap it is about to use in one go (see the
+	// packages).
+	_ "github.com/runmini/runmini/internal/prefault/cliheap"
+	_ "github.com/runmini/runmini/internal/prefault/segments"
 	"github.com/runmini/runmini/libcontainer/initproc"
 )
 

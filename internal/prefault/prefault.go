@@ -1,18 +1,19 @@
 // Package prefault maps the pages the Go heap is about to use in one
-// madvise call, for the runmini CLI, a short-lived process on a
-// container's start path. It touches a megabyte or two of fresh heap (one
-// or two pages per size class, the decoded spec, the runtime's own
+// madvise call, for short-lived processes on a container's start path:
+// the runmini CLI (package cliheap) and a container's init (initheap).
+// Such a process touches hundreds of KiB to a couple of MiB of fresh heap
+// (one or two pages per size class, the decoded spec, the runtime's own
 // structures); taken one page fault at a time that is a few hundred
 // traps, and a trap costs ~12-20 µs on a VM, while MADV_POPULATE_WRITE
-// maps them at ~1 µs a page. It also maps the binary's own segments (see
-// package segments). The container init uses too little heap for it to
-// pay (see cmd/runmini-init).
+// maps them at ~1 µs a page. A page mapped and never used costs its ~1 µs
+// and its unmapping at exit or exec, hence a window per program.
 //
-// Importing the package is all it takes. It imports only unsafe and
-// segments, which needs nothing, so Go (which initialises packages in
-// dependency order, then by import path) runs it before the standard
-// library's package inits. Long-running programs (the shim) must not
-// import it: the populated pages stay resident.
+// Heap must run as early as possible: from the init of a package that
+// imports nothing else, which Go (initialising packages in dependency
+// order, then by import path) runs before the standard library's package
+// inits. This package imports only unsafe and segments, which needs
+// nothing. Long-running programs (the shim) must not use it: the
+// populated pages stay resident.
 package prefault
 
 import (
@@ -21,13 +22,7 @@ import (
 	"github.com/runmini/runmini/internal/prefault/segments"
 )
 
-// after and before cover most of the heap a `runmini run` or a container
-// init goes on to use; a page populated and never used costs ~1 µs, a page
-// missed ~12. Measured on `runmini run` (median of 80, interleaved):
-// nothing 40.7 ms, 768+384 KiB 38.9, 1024+512 38.5, 2048+1024 40.1.
 const (
-	after      = 1 << 20
-	before     = 512 << 10
 	chunkSize  = 4 << 20 // pallocChunkBytes: the runtime maps the heap in these
 	pageSize   = 4096
 	heapPage   = 8192          // the runtime's page
@@ -36,10 +31,13 @@ const (
 
 var anchor, filler []byte
 
-// populated is the range init asked the kernel to map, for the tests.
+// populated is the range Heap asked the kernel to map, for the tests.
 var populated struct{ start, end uintptr }
 
-func init() {
+// Heap maps the after bytes of heap the runtime is to hand out next and
+// the before bytes below them (spans already handed out, whose later
+// objects are still untouched).
+func Heap(after, before uintptr) {
 	// A page-sized object comes straight from the page allocator, which
 	// hands out the lowest free address: what the heap uses next starts
 	// here and grows upwards.
