@@ -29,6 +29,10 @@ type Container struct {
 	cgOnce sync.Once
 	cg     cgroups.Manager
 	cgErr  error
+
+	// startNow: Create released the init at once (CreateOpts.StartNow);
+	// Start only runs the poststart hooks.
+	startNow bool
 }
 
 // Load opens an existing container. A missing one is ErrNotExist.

@@ -50,6 +50,14 @@ type CreateOpts struct {
 	// what needs no undoing is ready, right before the first change on
 	// the host (the state dir): `run` waits there for its signal catch.
 	BeforeCreate func()
+	// StartNow asks that the init execute the process as soon as it is
+	// created (`run`), which saves the round trips of Start through
+	// exec.sock. It is done unless the spec has prestart hooks, which must
+	// run in between; Start then only runs the poststart hooks.
+	// BeforeStart, when not nil, is called right before the init is
+	// released (`run` waits there for its catch of every signal).
+	StartNow    bool
+	BeforeStart func()
 
 	// exec: the process joins a running container (Container.Exec)
 	// instead of building one.
@@ -110,6 +118,7 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 		Config:       s,
 	}
 	c = &Container{root: o.Root, dir: dir, st: st}
+	c.startNow = o.StartNow && (s.Hooks == nil || len(s.Hooks.Prestart) == 0)
 	h := &host{cgConfig: cgroups.Config{ID: o.ID, Path: cgPath, Resources: res}, o: o, c: c}
 	// The profile is checked before anything is made, and compiled while
 	// the init boots.
@@ -288,7 +297,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 	// dir while the init boots (it listens before the init gets its
 	// config).
 	var execLn *os.File
-	if !o.exec {
+	if !o.exec && !c.startNow {
 		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return nil, fmt.Errorf("exec socket: %w", err)
@@ -566,13 +575,20 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 					os.Remove(filepath.Join(c.dir, stateFile))
 				}
 			}
-			if err := conn.Send(&syncp.Msg{Type: syncp.MsgOK}); err != nil {
+			reply := syncp.MsgOK
+			if c.startNow {
+				if o.BeforeStart != nil {
+					o.BeforeStart()
+				}
+				reply = syncp.MsgStart
+			}
+			if err := conn.Send(&syncp.Msg{Type: reply}); err != nil {
 				unwrite()
 				return nil, err
 			}
 			// The init clears its parent-death signal and then closes its
-			// end (exec: the exec closes it): until that EOF, our exit
-			// would still kill it.
+			// end (exec, or started now: the exec closes it): until that
+			// EOF, our exit would still kill it.
 			if m, err := conn.Recv(); err != io.EOF {
 				unwrite()
 				if err == nil && m.Type == syncp.MsgError {

@@ -21,7 +21,16 @@ import (
 // Start releases a created container's init: prestart hooks (runtime
 // namespace, after start was called and before the process runs), then the
 // init runs startContainer hooks and executes the process, then poststart.
+// A container that Create released already (CreateOpts.StartNow) only
+// gets its poststart hooks.
 func (c *Container) Start(ctx context.Context) error {
+	if c.startNow {
+		// Create released the init already (CreateOpts.StartNow).
+		c.startNow = false
+		syncp.Phase("start: process executed")
+		c.poststart(ctx)
+		return nil
+	}
 	switch c.Status() {
 	case Created:
 	case Stopped:
@@ -45,10 +54,15 @@ func (c *Container) Start(ctx context.Context) error {
 		return err
 	}
 	syncp.Phase("start: process executed")
-	if h != nil {
+	c.poststart(ctx)
+	return nil
+}
+
+// poststart runs the poststart hooks; their failure is only logged.
+func (c *Container) poststart(ctx context.Context) {
+	if h := c.st.hooks(); h != nil {
 		runWarn(ctx, "poststart", h.Poststart, c.specState(Running))
 	}
-	return nil
 }
 
 // release connects to the init's exec.sock and waits until the init has

@@ -40,9 +40,9 @@ var createCommand = &cli.Command{
 // container. Nothing is created before the input has been checked. In the
 // foreground, a terminal container without --console-socket gets its pty
 // through a ttyProxy (returned; the caller attaches and closes it).
-// beforeCreate, when not nil, runs right before anything is made (see
-// libcontainer.CreateOpts).
-func createContainer(c *cli.Context, foreground bool, beforeCreate func()) (_ *libcontainer.Container, _ *libcontainer.Process, tty *ttyProxy, retErr error) {
+// run, when not nil, is how `run` wants the container started (see
+// runStart).
+func createContainer(c *cli.Context, foreground bool, run *runStart) (_ *libcontainer.Container, _ *libcontainer.Process, tty *ttyProxy, retErr error) {
 	id, err := containerID(c)
 	if err != nil {
 		return nil, nil, nil, err
@@ -83,7 +83,7 @@ func createContainer(c *cli.Context, foreground bool, beforeCreate func()) (_ *l
 		}()
 		consoleSocket = tty.path()
 	}
-	ctr, proc, err := libcontainer.Create(c.Context, &libcontainer.CreateOpts{
+	opts := &libcontainer.CreateOpts{
 		Root:          root,
 		ID:            id,
 		Bundle:        bundle,
@@ -94,8 +94,12 @@ func createContainer(c *cli.Context, foreground bool, beforeCreate func()) (_ *l
 		NoNewKeyring:  c.Bool("no-new-keyring"),
 		PreserveFDs:   n,
 		SeccompCache:  seccompCache(root),
-		BeforeCreate:  beforeCreate,
-	})
+	}
+	if run != nil {
+		// A terminal of ours must be attached before the process starts.
+		opts.BeforeCreate, opts.BeforeStart, opts.StartNow = run.beforeCreate, run.beforeStart, tty == nil
+	}
+	ctr, proc, err := libcontainer.Create(c.Context, opts)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -109,6 +113,13 @@ func createContainer(c *cli.Context, foreground bool, beforeCreate func()) (_ *l
 }
 
 // writePidFile writes atomically: a reader never sees an empty file.
+// runStart is how `run` has its container started: it waits for its
+// catch of the signals that would end it before anything is made
+// (beforeCreate) and for its catch of every signal before the process
+// starts (beforeStart), and the init executes the process as soon as it
+// is created unless a terminal must be attached first.
+type runStart struct{ beforeCreate, beforeStart func() }
+
 func writePidFile(path string, pid int) error {
 	path, err := filepath.Abs(path)
 	if err != nil {

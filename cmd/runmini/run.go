@@ -28,7 +28,7 @@ var runCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		ctr, proc, tty, err := createContainer(c, !detach, fwd.wait)
+		ctr, proc, tty, err := createContainer(c, !detach, &runStart{beforeCreate: fwd.wait, beforeStart: fwd.waitAll})
 		if err != nil {
 			return err
 		}

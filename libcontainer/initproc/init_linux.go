@@ -167,8 +167,16 @@ func initContainer(conn *syncp.Conn) error {
 	if err != nil {
 		return err
 	}
-	if err := in.handshake(); err != nil {
+	start, err := in.handshake()
+	if err != nil {
 		return err
+	}
+	if start {
+		// Released at once (`run`): the sync socket is close-on-exec,
+		// and its EOF tells the parent the exec happened.
+		return in.startAndExec(path, func(err error) {
+			conn.Send(&syncp.Msg{Type: syncp.MsgError, Error: err.Error()})
+		})
 	}
 	conn.F.Close()
 	return in.waitStartAndExec(path)
@@ -192,7 +200,7 @@ func (in *initState) execProcess(filter *bpf.Filter) error {
 	if err != nil {
 		return err
 	}
-	if err := in.handshake(); err != nil {
+	if _, err := in.handshake(); err != nil {
 		return err
 	}
 	p := in.spec.Process
@@ -200,21 +208,30 @@ func (in *initState) execProcess(filter *bpf.Filter) error {
 	return fmt.Errorf("exec %s: %w", path, err)
 }
 
-// handshake reports ready, waits for the parent's OK and then lets the
-// process outlive its creator.
-func (in *initState) handshake() error {
+// handshake reports ready, waits for the parent's OK (or, for a new
+// container, MsgStart: start reports true) and then lets the process
+// outlive its creator.
+func (in *initState) handshake() (start bool, _ error) {
 	syncp.Phase("init: ready")
 	if err := in.conn.Send(&syncp.Msg{Type: syncp.MsgReady}); err != nil {
-		return err
+		return false, err
 	}
-	if _, err := in.conn.Expect(syncp.MsgOK, nil); err != nil {
-		return err
+	m, err := in.conn.ExpectAny(nil)
+	if err != nil {
+		return false, fmt.Errorf("waiting for %s: %w", syncp.MsgOK, err)
+	}
+	switch {
+	case m.Type == syncp.MsgOK:
+	case m.Type == syncp.MsgStart && !in.ic.Exec:
+		start = true
+	default:
+		return false, fmt.Errorf("sync protocol: got %q while waiting for %q", m.Type, syncp.MsgOK)
 	}
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
-		return fmt.Errorf("clear pdeathsig: %w", err)
+		return false, fmt.Errorf("clear pdeathsig: %w", err)
 	}
 	slog.SetDefault(slog.New(slog.DiscardHandler))
-	return nil
+	return start, nil
 }
 
 func setOOMScoreAdj(a *int) error {
@@ -596,8 +613,15 @@ func (in *initState) waitStartAndExec(path string) error {
 		break
 	}
 	unix.Close(ln)
+	return in.startAndExec(path, func(err error) { unix.Write(cfd, []byte(err.Error())) })
+}
+
+// startAndExec runs the startContainer hooks and executes the container
+// process. If either fails, it tells whoever released the init why
+// (report) and exits.
+func (in *initState) startAndExec(path string, report func(error)) error {
 	fail := func(err error) error {
-		unix.Write(cfd, []byte(err.Error()))
+		report(err)
 		os.Exit(1)
 		return err
 	}

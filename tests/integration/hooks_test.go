@@ -87,6 +87,14 @@ func (h *hookEnv) withHooks(set func(*specs.Hooks)) func(*specs.Spec) {
 	}
 }
 
+// quick makes the container's process exit at once instead of sleeping.
+func quick(mutate func(*specs.Spec)) func(*specs.Spec) {
+	return func(s *specs.Spec) {
+		mutate(s)
+		s.Process.Args = []string{"true"}
+	}
+}
+
 func (h *hookEnv) ran(name string) bool {
 	_, err := os.Stat(filepath.Join(h.out, name+".json"))
 	return err == nil
@@ -208,6 +216,64 @@ func TestHooks(t *testing.T) {
 		featMust(t, "delete", "--force", ids[0])
 		if got := strings.Join(h.order(t), " "); got != "prestart poststart poststop" {
 			t.Errorf("hooks of run -d then delete -f: %q", got)
+		}
+	})
+
+	// Without prestart hooks, `run` has the init execute the process as
+	// soon as it is created (one round trip less); the hooks that remain
+	// keep their order and states, and a failure after the release is
+	// still a failed `run` that leaves nothing behind.
+	t.Run("run released at create", func(t *testing.T) {
+		t.Parallel()
+		h := newHookEnv(t)
+		bundle := testutil.Bundle(t, quick(h.withHooks(func(hs *specs.Hooks) {
+			hs.StartContainer = []specs.Hook{containerHook(0)}
+			hs.Poststart = []specs.Hook{h.hook("poststart", 0, "")}
+			hs.Poststop = []specs.Hook{h.hook("poststop", 0, "")}
+		})))
+		featRunBundle(t, bundle)
+		if got := strings.Join(h.order(t), " "); got != "startContainer poststart poststop" {
+			t.Errorf("hooks of run: %q", got)
+		}
+		for name, want := range map[string]string{"startContainer": "created", "poststart": "running", "poststop": "stopped"} {
+			if st := h.state(t, name); st.Status != want {
+				t.Errorf("%s hook saw status %q, want %q", name, st.Status, want)
+			}
+		}
+	})
+	t.Run("run with prestart", func(t *testing.T) {
+		t.Parallel()
+		h := newHookEnv(t)
+		bundle := testutil.Bundle(t, quick(h.withHooks(func(hs *specs.Hooks) {
+			hs.Prestart = []specs.Hook{h.hook("prestart", 0, "")}
+			hs.StartContainer = []specs.Hook{containerHook(0)}
+			hs.Poststart = []specs.Hook{h.hook("poststart", 0, "")}
+		})))
+		featRunBundle(t, bundle)
+		if got := strings.Join(h.order(t), " "); got != "prestart startContainer poststart" {
+			t.Errorf("hooks of run: %q", got)
+		}
+	})
+	t.Run("run: startContainer fails", func(t *testing.T) {
+		t.Parallel()
+		h := newHookEnv(t)
+		bundle := testutil.Bundle(t, h.withHooks(func(hs *specs.Hooks) {
+			hs.StartContainer = []specs.Hook{containerHook(3)}
+			hs.Poststart = []specs.Hook{h.hook("poststart", 0, "")}
+		}))
+		id := testutil.ID(t)
+		out, errOut, code := testutil.Run(t, "run", "--bundle", bundle, id)
+		if code != 1 {
+			t.Fatalf("run: exit status %d, want 1: %s%s", code, out, errOut)
+		}
+		if want := "error running startContainer hook #0"; !strings.Contains(errOut, want) {
+			t.Errorf("run: error %q does not say %q", errOut, want)
+		}
+		if h.ran("poststart") {
+			t.Error("poststart ran")
+		}
+		if _, _, stCode := testutil.Run(t, "state", id); stCode == 0 {
+			t.Error("the failed run left the container behind")
 		}
 	})
 

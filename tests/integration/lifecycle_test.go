@@ -321,3 +321,39 @@ echo ready > /out/ready; wait`
 		}
 	})
 }
+
+// A process that cannot be executed once the container is built (here an
+// executable file that is no program) fails `run`, which the init released
+// at create, with the exec's error, exit status 1 and nothing left behind;
+// create and start report it from start.
+func TestRunExecFailsAfterCreate(t *testing.T) {
+	t.Parallel()
+	dir := hostDir(t)
+	bad := filepath.Join(dir, "badexec")
+	if err := os.WriteFile(bad, []byte("no program\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bundle := testutil.Bundle(t, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/badexec", Type: "bind", Source: bad, Options: []string{"bind", "ro"}})
+		s.Process.Args = []string{"/badexec"}
+	})
+	const want = "exec /badexec: exec format error"
+	id := testutil.ID(t)
+	out, errOut, code := testutil.Run(t, "run", "--bundle", bundle, id)
+	if code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("run: exit status %d, stderr %q; want 1 and %q (stdout %q)", code, errOut, want, out)
+	}
+	if _, _, code := testutil.Run(t, "state", id); code == 0 {
+		t.Error("the failed run left the container behind")
+	}
+
+	id = testutil.ID(t)
+	if out, errOut, code := testutil.Run(t, "create", "--bundle", bundle, id); code != 0 {
+		t.Fatalf("create: exit status %d: %s%s", code, out, errOut)
+	}
+	t.Cleanup(func() { testutil.Run(t, "delete", "--force", id) })
+	out, errOut, code = testutil.Run(t, "start", id)
+	if code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("start: exit status %d, stderr %q; want 1 and %q (stdout %q)", code, errOut, want, out)
+	}
+}

@@ -20,7 +20,14 @@ package syncp
 //	  | <------------------------- MsgReady ---- |
 //	  |  writes state.json                       |
 //	  | -- MsgOK --------------------------------> |  clears pdeathsig, closes the socket,
-//	  |                                          |  waits on exec.fifo for start
+//	  |                                          |  waits on exec.sock for start
+//	  | -- or MsgStart ---------------------------> |  clears pdeathsig, startContainer
+//	  |                                          |  hooks, executes the process: the
+//	  | <-------------- EOF (or MsgError) ------- |  socket is close-on-exec
+//
+// MsgStart (`run` with nothing to do between create and start) saves the
+// round trips through exec.sock; the parent then made no exec.sock
+// (InitConfig.ExecSockFD is -1).
 //
 // Any step may instead be answered by MsgError{Error}; the side that receives
 // it aborts. The init turns panics into MsgError too. Log lines travel as
@@ -47,13 +54,14 @@ type MsgType string
 
 // Version names this protocol; bump it whenever InitConfig or the message
 // flow changes meaning.
-const Version = "runmini-sync-3"
+const Version = "runmini-sync-4"
 
 const (
 	MsgConfig        MsgType = "config"
 	MsgCreateRuntime MsgType = "createRuntime"
 	MsgReady         MsgType = "ready"
 	MsgOK            MsgType = "ok"
+	MsgStart         MsgType = "start"
 	MsgError         MsgType = "error"
 	MsgLog           MsgType = "log"
 	// MsgSeccompWanted asks for the filter InitConfig.SeccompFollows
