@@ -38,7 +38,7 @@ var execCommand = &cli.Command{
 			return err
 		}
 		detach := c.Bool("detach")
-		fwd, err := foreground(detach)
+		fwd, err := foregroundOrEarly(detach)
 		if err != nil {
 			return err
 		}

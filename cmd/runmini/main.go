@@ -84,6 +84,7 @@ func newApp() *cli.App {
 var logFile io.Writer
 
 func setup(c *cli.Context) error {
+	startEarly(c.Args())
 	var w io.Writer = os.Stderr
 	if p := c.String("log"); p != "" {
 		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_SYNC, 0o644)

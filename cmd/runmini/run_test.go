@@ -1,0 +1,51 @@
+package main
+
+import (
+	"io"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// startEarly starts a foreground catch only when mayDetach says no argument
+// could set --detach: whenever it says so, urfave/cli, parsing the real
+// flags of run and exec, must find detach false.
+func TestMayDetach(t *testing.T) {
+	for _, c := range []struct {
+		cmd  *cli.Command
+		args []string
+		may  bool
+	}{
+		{runCommand, []string{"-b", "/bundle", "id"}, false},
+		{runCommand, []string{"--bundle=/b", "--pid-file", "/p", "id"}, false},
+		{runCommand, []string{"--keep", "id"}, false},
+		{runCommand, []string{"-d", "id"}, true},
+		{runCommand, []string{"--d", "id"}, true},
+		{runCommand, []string{"-detach", "id"}, true},
+		{runCommand, []string{"--detach", "id"}, true},
+		{runCommand, []string{"--detach=true", "id"}, true},
+		{runCommand, []string{"-d=false", "id"}, true},
+		{execCommand, []string{"--cwd", "/", "-e", "A=1", "id", "sh"}, false},
+		{execCommand, []string{"-d", "id", "sh"}, true},
+		{execCommand, []string{"id", "ls", "-d", "/"}, true}, // conservative: the process's own -d
+	} {
+		if got := mayDetach(c.args); got != c.may {
+			t.Errorf("mayDetach(%q) = %v, want %v", c.args, got, c.may)
+		}
+		var detach bool
+		app := &cli.App{
+			Commands: []*cli.Command{{Name: c.cmd.Name, Flags: c.cmd.Flags, Action: func(ctx *cli.Context) error {
+				detach = ctx.Bool("detach")
+				return nil
+			}}},
+			Writer:         io.Discard,
+			ExitErrHandler: func(*cli.Context, error) {},
+		}
+		if err := app.Run(append([]string{"runmini", c.cmd.Name}, c.args...)); err != nil {
+			t.Fatalf("%s %q: %v", c.cmd.Name, c.args, err)
+		}
+		if detach && !mayDetach(c.args) {
+			t.Errorf("%s %q: urfave/cli sets --detach, mayDetach says it cannot", c.cmd.Name, c.args)
+		}
+	}
+}
