@@ -131,7 +131,7 @@ func writeState(dir string, p *persisted) error {
 	if err != nil {
 		return err
 	}
-	return writeStateBytes(dir, b)
+	return writeFileAtomic(filepath.Join(dir, stateFile), b, 0o600)
 }
 
 // encodeState is state.json's content for p.
@@ -150,10 +150,6 @@ func encodeState(p *persisted) ([]byte, error) {
 		return nil, fmt.Errorf("encode state: %w", err)
 	}
 	return b, nil
-}
-
-func writeStateBytes(dir string, b []byte) error {
-	return writeFileAtomic(filepath.Join(dir, stateFile), b, 0o600)
 }
 
 func readState(dir string) (*persisted, error) {

@@ -56,6 +56,19 @@ func TestLifecycle(t *testing.T) {
 	if st.Pid <= 0 || !cliProcAlive(st.Pid, 0) {
 		t.Fatalf("state after create: pid %d is not a live process", st.Pid)
 	}
+	// The state dir holds the state and the init's exec.sock, nothing
+	// staged on the way.
+	if ents, err := os.ReadDir(filepath.Join(testutil.Runtime(t).Root, id)); err != nil {
+		t.Error(err)
+	} else {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		if got := strings.Join(names, " "); got != "exec.sock state.json" {
+			t.Errorf("state dir after create: %q, want exec.sock state.json", got)
+		}
+	}
 	pid := st.Pid
 	// The init waits for start: the user process has not run yet.
 	if _, err := os.Stat(filepath.Join(out, "started")); err == nil {
