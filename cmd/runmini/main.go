@@ -31,6 +31,7 @@ func main() {
 		initproc.Init() // never returns
 	}
 	app := newApp()
+	startEarly(app, os.Args[1:])
 	if err := app.Run(os.Args); err != nil {
 		fatal(err)
 	}
@@ -84,7 +85,6 @@ func newApp() *cli.App {
 var logFile io.Writer
 
 func setup(c *cli.Context) error {
-	startEarly(c.Args())
 	var w io.Writer = os.Stderr
 	if p := c.String("log"); p != "" {
 		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_SYNC, 0o644)

@@ -96,16 +96,49 @@ func foreground(detach bool) (*forwarder, error) {
 var early *forwarder
 
 // startEarly starts the signal catch of a `run` or `exec` that cannot be
-// detached as soon as the command is known (the app's Before), before
-// urfave/cli parses the command's flags: the catch, thread handshakes with
-// the Go runtime, then has ~0.4 ms more to finish before the container is
-// made. Only when no argument can mean --detach (any -d, --detach or
-// -d=... form, even one that belongs to the container's command); the
-// action starts it otherwise, once the flags are parsed.
-func startEarly(args cli.Args) {
-	if cmd := args.First(); (cmd == "run" || cmd == "exec") && !mayDetach(args.Tail()) {
+// detached as soon as main knows the command, before urfave/cli parses
+// anything: the catch, thread handshakes with the Go runtime, then has
+// ~0.8 ms more to finish before the container is made. Only when no
+// argument can mean --detach (any -d, --detach or -d=... form, even one
+// that belongs to the container's command); the action starts it
+// otherwise, once the flags are parsed.
+func startEarly(app *cli.App, args []string) {
+	cmd := commandArgs(app, args)
+	if len(cmd) > 0 && (cmd[0] == "run" || cmd[0] == "exec") && !mayDetach(cmd[1:]) {
 		early, _ = foreground(false) // on error the action tries again
 	}
+}
+
+// commandArgs returns the command and what follows it in args (os.Args
+// without the program), past the app's global flags, as urfave/cli will
+// find them; nil when that is not plain (an unknown flag, "--").
+func commandArgs(app *cli.App, args []string) []string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "-" || !strings.HasPrefix(a, "-") {
+			return args[i:]
+		}
+		name, _, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := globalFlag(app, name)
+		if f == nil {
+			return nil
+		}
+		if v, ok := f.(cli.DocGenerationFlag); ok && v.TakesValue() && !inline {
+			i++ // its value
+		}
+	}
+	return nil
+}
+
+func globalFlag(app *cli.App, name string) cli.Flag {
+	for _, f := range app.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
 }
 
 // mayDetach tells whether any of a command's arguments could set --detach.

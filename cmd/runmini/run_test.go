@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -46,6 +48,46 @@ func TestMayDetach(t *testing.T) {
 		}
 		if detach && !mayDetach(c.args) {
 			t.Errorf("%s %q: urfave/cli sets --detach, mayDetach says it cannot", c.cmd.Name, c.args)
+		}
+	}
+}
+
+// commandArgs finds the command where urfave/cli, parsing the app's real
+// global flags, does.
+func TestCommandArgs(t *testing.T) {
+	errStop := errors.New("stop before the command")
+	for _, args := range [][]string{
+		{"run", "-b", "/b", "id"},
+		{"--root", "/r", "run", "id"},
+		{"--root=/r", "--debug", "exec", "id", "sh"},
+		{"--log", "run", "state", "id"},
+		{"--log-format", "json", "--systemd-cgroup", "list"},
+		{"--debug", "run", "--detach", "id"},
+		{"--bogus", "run", "id"},
+		{"--", "run", "id"},
+		{"--root", "/r"},
+	} {
+		got := commandArgs(newApp(), args)
+		var want []string
+		app := newApp()
+		app.Writer, app.ErrWriter = io.Discard, io.Discard
+		app.Before = func(c *cli.Context) error {
+			want = c.Args().Slice()
+			return errStop
+		}
+		if err := app.Run(append([]string{"runmini"}, args...)); !errors.Is(err, errStop) {
+			// urfave/cli stopped before the command: commandArgs must not
+			// have found one.
+			want = nil
+		}
+		if len(want) == 0 {
+			want = nil
+		}
+		if got != nil && !slices.Equal(got, want) {
+			t.Errorf("commandArgs(%q) = %q, urfave/cli finds %q", args, got, want)
+		}
+		if got == nil && want != nil && args[0] != "--" {
+			t.Errorf("commandArgs(%q) found no command, urfave/cli finds %q", args, want)
 		}
 	}
 }
