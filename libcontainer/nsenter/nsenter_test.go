@@ -34,6 +34,8 @@ type helperOut struct {
 	NetOwner uint64            `json:"net_owner"`
 	Env      []string          `json:"env"`
 	FDs      []string          `json:"fds"`
+	// Populated: the read-only segments the constructor mapped ahead.
+	Populated int `json:"populated"`
 }
 
 func TestMain(m *testing.M) {
@@ -101,7 +103,27 @@ func helperMain() error {
 			out.FDs = append(out.FDs, link)
 		}
 	}
+	out.Populated = populated()
 	return json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// checkCodeMapped: the constructor mapped the binary's code and read-only
+// data in the process that goes on into the Go runtime (where the kernel
+// can populate).
+func checkCodeMapped(t *testing.T, r run) {
+	t.Helper()
+	probe, err := unix.Mmap(-1, 0, os.Getpagesize(), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(probe)
+	if unix.Madvise(probe, 22) == unix.EINVAL { // MADV_POPULATE_READ
+		t.Log("kernel without MADV_POPULATE_READ (before 5.14): not checked")
+		return
+	}
+	if r.out.Populated < 2 {
+		t.Errorf("the constructor mapped %d read-only segments ahead, want the code and read-only data at least", r.out.Populated)
+	}
 }
 
 func nsInode(path string) (uint64, error) {
@@ -294,6 +316,7 @@ func TestJoinNetUTS(t *testing.T) {
 		t.Fatalf("report %q (pid %d, err %v), want exactly \"ok\\n\"", r.report, r.pid, r.err)
 	}
 	checkClean(t, r)
+	checkCodeMapped(t, r)
 	for ns, want := range map[string]uint64{
 		"net": mustInode(t, fmt.Sprintf("/proc/%d/ns/net", pid)),
 		"uts": mustInode(t, fmt.Sprintf("/proc/%d/ns/uts", pid)),
@@ -322,6 +345,7 @@ func TestJoinPid(t *testing.T) {
 		t.Fatalf("report %q (pid %d, err %v), want one \"pid N\" line", r.report, r.pid, r.err)
 	}
 	checkClean(t, r)
+	checkCodeMapped(t, r)
 	if got, want := r.out.NS["pid"], mustInode(t, target); got != want {
 		t.Errorf("pid namespace inode %d, want %d", got, want)
 	}

@@ -3,7 +3,6 @@ package segments
 import (
 	"bufio"
 	"os"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,11 +48,11 @@ func mapping(t *testing.T, addr uintptr) (size, rss int) {
 	return 0, 0
 }
 
-// readOnly is in the read-only data segment.
-const readOnly = "a string constant, in the binary's read-only data"
-
-// The package's init mapped every page of the test binary's code and
-// read-only data before the tests touched them.
+// The package's init asked the kernel to map the test binary's code and
+// read-only data, and it did. (Whether pages were mapped cannot be told
+// from smaps for a binary here: a freshly written file sits in large page
+// cache folios, which a single fault maps whole; TestPopulate checks the
+// call itself on a fresh mapping.)
 func TestInitPopulatedSegments(t *testing.T) {
 	if !supported {
 		t.Skip("not on linux/amd64 or linux/arm64")
@@ -68,14 +67,6 @@ func TestInitPopulatedSegments(t *testing.T) {
 	}
 	if Populated < 2 {
 		t.Errorf("populated %d segments, want code and read-only data", Populated)
-	}
-	for name, addr := range map[string]uintptr{
-		"code":           reflect.ValueOf(TestInitPopulatedSegments).Pointer(),
-		"read-only data": uintptr(unsafe.Pointer(unsafe.StringData(readOnly))),
-	} {
-		if size, rss := mapping(t, addr); rss != size {
-			t.Errorf("%s mapping: %d of %d KiB resident", name, rss, size)
-		}
 	}
 }
 
