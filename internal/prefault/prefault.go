@@ -1,6 +1,7 @@
 // Package prefault maps the pages the Go heap is about to use in one
-// madvise call, for short-lived processes on a container's start path:
-// the runmini CLI (package cliheap) and a container's init (initheap).
+// madvise call (Heap), for short-lived processes on a container's start
+// path: the runmini CLI (package cliheap) and a container's init
+// (initheap); and offers that call (Populate) to package segments.
 // Such a process touches hundreds of KiB to a couple of MiB of fresh heap
 // (one or two pages per size class, the decoded spec, the runtime's own
 // structures); taken one page fault at a time that is a few hundred
@@ -11,16 +12,11 @@
 // Heap must run as early as possible: from the init of a package that
 // imports nothing else, which Go (initialising packages in dependency
 // order, then by import path) runs before the standard library's package
-// inits. This package imports only unsafe and segments, which needs
-// nothing. Long-running programs (the shim) must not use it: the
-// populated pages stay resident.
+// inits. This package imports only unsafe. Long-running programs (the
+// shim) must not use it: the populated pages stay resident.
 package prefault
 
-import (
-	"unsafe"
-
-	"github.com/runmini/runmini/internal/prefault/segments"
-)
+import "unsafe"
 
 const (
 	chunkSize  = 4 << 20 // pallocChunkBytes: the runtime maps the heap in these
@@ -47,7 +43,7 @@ func Heap(after, before uintptr) {
 	// may be unmapped.
 	chunk := start &^ (chunkSize - 1)
 	lo := max(start-min(start, before), chunk)
-	segments.Populate(lo, start, true)
+	Populate(lo, start, true)
 
 	// The runtime maps the heap read-write in 4 MiB chunks as it grows,
 	// and the kernel refuses to populate past the mapped part. Since Go
@@ -61,7 +57,7 @@ func Heap(after, before uintptr) {
 		start = skipTo(start, end)
 	}
 	end := min(start+after, start&^(chunkSize-1)+chunkSize)
-	if segments.Populate(start, end, true) {
+	if Populate(start, end, true) {
 		populated.start, populated.end = start, end
 	}
 }

@@ -1,6 +1,6 @@
 // Package segments maps the running binary's code and read-only data
-// with one madvise call each as soon as the program starts, and offers
-// that call to package prefault.
+// with one madvise call each (prefault.Populate) as soon as the program
+// starts; importing it is all it takes.
 //
 // A short-lived Go program on a container's start path (runmini, a
 // container's init) touches a few hundred pages of its binary, and each
@@ -15,23 +15,23 @@
 // thread of the process per page, which measured slower (`runmini run`
 // ~1 ms) than the ~20 faults it saves.
 //
-// The package imports only unsafe and makes its system call in assembly:
-// Go initialises packages in dependency order, then by import path, so a
-// package that needs nothing runs first, right after the runtime
-// (importing syscall made it run after much of the standard library, and
-// ~40 of those faults had already happened). Long-running programs (the
-// shim) must not import it: the populated pages stay resident.
+// The package imports only unsafe and prefault, which imports only unsafe
+// and makes its system call in assembly: Go initialises packages in
+// dependency order, then by import path, so such a package runs first,
+// right after the runtime (importing syscall made it run after much of the
+// standard library, and ~40 of those faults had already happened).
+// Long-running programs (the shim) must not import it: the populated pages
+// stay resident. runmini-init-nsenter does not either: its C constructor
+// populates the same segments before the Go runtime starts.
 package segments
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/runmini/runmini/internal/prefault"
+)
 
 const (
-	// MADV_POPULATE_READ and _WRITE: Linux 5.14. Older kernels answer
-	// EINVAL and the pages fault in one at a time, as without the package.
-	madvPopulateRead  = 22
-	madvPopulateWrite = 23
-	pageSize          = 4096
-
 	atPhdr  = 3 // auxv keys
 	atPhent = 4
 	atPhnum = 5
@@ -50,28 +50,12 @@ type elfPhdr struct {
 // Populated counts the segments init mapped, for the tests.
 var Populated int
 
-// Populate maps [start, end), rounded out to whole pages, with one system
-// call: readable only or, with write, as if written (so no later
-// copy-on-write fault either). It reports whether the kernel did.
-func Populate(start, end uintptr, write bool) bool {
-	start &^= pageSize - 1
-	end = (end + pageSize - 1) &^ (pageSize - 1)
-	if end <= start || !supported {
-		return false
-	}
-	advice := uintptr(madvPopulateRead)
-	if write {
-		advice = madvPopulateWrite
-	}
-	return madvise(start, end-start, advice) == 0
-}
-
 func init() {
-	if !supported {
+	if !prefault.Supported {
 		return
 	}
 	var phdr, phent, phnum uintptr
-	av := getAuxv()
+	av := prefault.Auxv()
 	for i := 0; i+1 < len(av); i += 2 {
 		switch av[i] {
 		case atPhdr:
@@ -102,7 +86,7 @@ func init() {
 			continue
 		}
 		start := bias + uintptr(p.Vaddr)
-		if Populate(start, start+uintptr(p.Memsz), false) {
+		if prefault.Populate(start, start+uintptr(p.Memsz), false) {
 			Populated++
 		}
 	}

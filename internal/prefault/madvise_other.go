@@ -1,10 +1,10 @@
 //go:build !linux || !(amd64 || arm64)
 
-package segments
+package prefault
 
 // Elsewhere the pages fault in one at a time, as without the package.
-const supported = false
+const Supported = false
 
 func madvise(addr, n, advice uintptr) uintptr { return 1 }
 
-func getAuxv() []uintptr { return nil }
+func Auxv() []uintptr { return nil }
