@@ -107,10 +107,10 @@ func helperMain() error {
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
 
-// checkCodeMapped: the constructor mapped the binary's code and read-only
+// checkPopulated: the constructor mapped the binary's code and read-only
 // data in the process that goes on into the Go runtime (where the kernel
 // can populate).
-func checkCodeMapped(t *testing.T, r run) {
+func checkPopulated(t *testing.T, r run) {
 	t.Helper()
 	probe, err := unix.Mmap(-1, 0, os.Getpagesize(), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
@@ -316,7 +316,7 @@ func TestJoinNetUTS(t *testing.T) {
 		t.Fatalf("report %q (pid %d, err %v), want exactly \"ok\\n\"", r.report, r.pid, r.err)
 	}
 	checkClean(t, r)
-	checkCodeMapped(t, r)
+	checkPopulated(t, r)
 	for ns, want := range map[string]uint64{
 		"net": mustInode(t, fmt.Sprintf("/proc/%d/ns/net", pid)),
 		"uts": mustInode(t, fmt.Sprintf("/proc/%d/ns/uts", pid)),
@@ -345,7 +345,7 @@ func TestJoinPid(t *testing.T) {
 		t.Fatalf("report %q (pid %d, err %v), want one \"pid N\" line", r.report, r.pid, r.err)
 	}
 	checkClean(t, r)
-	checkCodeMapped(t, r)
+	checkPopulated(t, r)
 	if got, want := r.out.NS["pid"], mustInode(t, target); got != want {
 		t.Errorf("pid namespace inode %d, want %d", got, want)
 	}
