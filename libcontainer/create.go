@@ -34,6 +34,10 @@ type CreateOpts struct {
 	ID     string
 	Bundle string // absolute
 	Spec   *specs.Spec
+	// SpecJSON, when not nil, is the JSON Spec was decoded from, by
+	// specjson (spec.LoadJSON), and Spec is as decoded: the init gets it
+	// and state.json records it, instead of an encoding of Spec.
+	SpecJSON []byte
 	// Rootfs is the absolute, symlink-free host path of the root filesystem.
 	Rootfs        string
 	ConsoleSocket string
@@ -96,7 +100,6 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 		return nil, nil, err
 	}
 	s := o.Spec
-	absMountSources(s, o.Bundle)
 	var res *specs.LinuxResources
 	var cgPath string
 	if s.Linux != nil {
@@ -117,6 +120,7 @@ func Create(ctx context.Context, o *CreateOpts) (c *Container, proc *Process, re
 		Created:      time.Now().UTC(),
 		PrivatePidNS: plan.private[specs.PIDNamespace],
 		Config:       s,
+		configJSON:   o.SpecJSON,
 	}
 	c = &Container{root: o.Root, dir: dir, st: st}
 	c.startNow = o.StartNow && (s.Hooks == nil || len(s.Hooks.Prestart) == 0)
@@ -208,10 +212,10 @@ func (h *host) undo() {
 // initSpec is the spec as the init gets it: without what only the runtime
 // acts on. The seccomp profile goes compiled (InitConfig.Seccomp); as JSON
 // (hundreds of syscall names in containerd's and Docker's default
-// profiles, ~13 KiB) the init would spend a millisecond or two decoding
-// it on every start and exec. Resources are the runtime's to apply, and
-// of the hooks the init runs createContainer and startContainer, and asks
-// the runtime for createRuntime.
+// profiles, ~13 KiB) the init would spend ~0.2 ms decoding it on every
+// start and exec. Resources are the runtime's to apply, and of the hooks
+// the init runs createContainer and startContainer, and asks the runtime
+// for createRuntime.
 func initSpec(s *specs.Spec) *specs.Spec {
 	c := *s
 	if s.Linux != nil {
@@ -223,6 +227,20 @@ func initSpec(s *specs.Spec) *specs.Spec {
 		c.Hooks = &specs.Hooks{CreateRuntime: h.CreateRuntime, CreateContainer: h.CreateContainer, StartContainer: h.StartContainer}
 	}
 	return &c
+}
+
+// initSpecJSON is initSpec for the spec's JSON (CreateOpts.SpecJSON), or
+// nil when that cannot be had: the init ignores the hooks it does not run,
+// which are short.
+func initSpecJSON(raw []byte) []byte {
+	if raw == nil {
+		return nil
+	}
+	b, ok := specjson.WithoutLinux(raw, "seccomp", "resources")
+	if !ok {
+		return nil
+	}
+	return b
 }
 
 // encodedConfig is the init's config, encoded.
@@ -487,12 +505,11 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 			slog.Debug("seccomp filter still compiling: the init asks for it when it needs it")
 		}
 	}
-	// Encoded on another goroutine while the cgroup is made (a first
-	// json.Marshal of a spec builds encoding/json's caches: a millisecond
-	// or two). Its pid goes beside it in the message.
+	// Encoded on another goroutine while the cgroup's limits are
+	// written. Its pid goes beside it in the message.
 	encoded := make(chan encodedConfig, 1)
 	go func() {
-		b, err := syncp.EncodeConfig(ic)
+		b, err := syncp.EncodeConfig(ic, initSpecJSON(o.SpecJSON))
 		encoded <- encodedConfig{b, err}
 	}()
 	// The cgroup's limits (v1: a few files in every hierarchy, a
@@ -613,28 +630,6 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 			return nil, fmt.Errorf("sync protocol: unexpected %q from init", m.Type)
 		}
 	}
-}
-
-// absMountSources makes relative bind sources relative to the bundle, as
-// the runtime spec says; the init no longer knows where the bundle is.
-func absMountSources(s *specs.Spec, bundle string) {
-	for i, m := range s.Mounts {
-		if m.Source != "" && !filepath.IsAbs(m.Source) && isBind(m) {
-			s.Mounts[i].Source = filepath.Join(bundle, m.Source)
-		}
-	}
-}
-
-func isBind(m specs.Mount) bool {
-	if m.Type == "bind" {
-		return true
-	}
-	for _, o := range m.Options {
-		if o == "bind" || o == "rbind" {
-			return true
-		}
-	}
-	return false
 }
 
 func orStd(f, std *os.File) *os.File {

@@ -54,6 +54,9 @@ type persisted struct {
 	// CLI process 1-2 ms.
 	Config    *specs.Spec     `json:"-"`
 	RawConfig json.RawMessage `json:"config"`
+	// configJSON, when not nil, is Config's JSON (CreateOpts.SpecJSON),
+	// recorded as it is rather than encoded again.
+	configJSON []byte
 	// configErr is why RawConfig could not be decoded.
 	configErr error
 }
@@ -137,9 +140,12 @@ func writeState(dir string, p *persisted) error {
 // encodeState is state.json's content for p.
 func encodeState(p *persisted) ([]byte, error) {
 	if p.Config != nil {
-		raw, err := json.Marshal(p.Config)
-		if err != nil {
-			return nil, fmt.Errorf("encode state: %w", err)
+		raw := p.configJSON
+		if raw == nil {
+			var err error
+			if raw, err = json.Marshal(p.Config); err != nil {
+				return nil, fmt.Errorf("encode state: %w", err)
+			}
 		}
 		q := *p
 		q.RawConfig = raw

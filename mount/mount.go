@@ -17,7 +17,10 @@ import (
 
 // Config is what the init needs to build the root filesystem.
 type Config struct {
-	Rootfs            string // absolute host path of the rootfs, symlinks resolved
+	Rootfs string // absolute host path of the rootfs, symlinks resolved
+	// Bundle is the absolute host path of the bundle, which relative bind
+	// sources are relative to.
+	Bundle            string
 	Mounts            []specs.Mount
 	Devices           []specs.LinuxDevice
 	RootfsPropagation string
@@ -56,7 +59,7 @@ func Prepare(c *Config) (retErr error) {
 	// Check all input before changing anything.
 	mounts := make([]*specMount, 0, len(c.Mounts))
 	for _, m := range c.Mounts {
-		sm, err := parseMount(m)
+		sm, err := parseMount(m, c.Bundle)
 		if err != nil {
 			return err
 		}

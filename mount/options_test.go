@@ -179,20 +179,41 @@ func TestStatfsMountFlags(t *testing.T) {
 }
 
 func TestParseMount(t *testing.T) {
-	m, err := parseMount(specs.Mount{Destination: "data/../x//y", Type: "bind", Source: "/src"})
+	m, err := parseMount(specs.Mount{Destination: "data/../x//y", Type: "bind", Source: "/src"}, "/bundle")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.dest != "/x/y" || !m.opts.isBind() || m.opts.flags&unix.MS_REC != 0 {
 		t.Errorf("bind: dest %q flags %#x", m.dest, m.opts.flags)
 	}
-	m, err = parseMount(specs.Mount{Destination: "/r", Type: "rbind", Source: "/src"})
+	m, err = parseMount(specs.Mount{Destination: "/r", Type: "rbind", Source: "/src"}, "")
 	if err != nil || m.opts.flags != unix.MS_BIND|unix.MS_REC {
 		t.Errorf("rbind: %v %#x", err, m.opts.flags)
 	}
-	m, err = parseMount(specs.Mount{Destination: "/o", Type: "none", Source: "/src", Options: []string{"rbind", "ro"}})
+	m, err = parseMount(specs.Mount{Destination: "/o", Type: "none", Source: "/src", Options: []string{"rbind", "ro"}}, "")
 	if err != nil || !m.opts.isBind() || m.opts.flags&unix.MS_RDONLY == 0 {
 		t.Errorf("none+rbind: %v %#x", err, m.opts.flags)
+	}
+	// Relative bind sources are the bundle's, whichever way bind is
+	// asked for; other sources are left alone.
+	for _, rel := range []specs.Mount{
+		{Destination: "/b", Type: "bind", Source: "data/../src"},
+		{Destination: "/b", Type: "rbind", Source: "src"},
+		{Destination: "/b", Type: "none", Source: "./src", Options: []string{"bind"}},
+	} {
+		if m, err := parseMount(rel, "/bundle"); err != nil {
+			t.Errorf("parseMount(%+v, /bundle): %v", rel, err)
+		} else if m.Source != "/bundle/src" {
+			t.Errorf("parseMount(%+v, /bundle): source %q", rel, m.Source)
+		}
+	}
+	if m, err := parseMount(specs.Mount{Destination: "/t", Type: "tmpfs", Source: "tmpfs"}, "/bundle"); err != nil {
+		t.Errorf("tmpfs: %v", err)
+	} else if m.Source != "tmpfs" {
+		t.Errorf("tmpfs source: %q", m.Source)
+	}
+	if _, err := parseMount(specs.Mount{Destination: "/b", Type: "bind"}, "/bundle"); err == nil {
+		t.Error("bind without a source: no error")
 	}
 	for _, bad := range []specs.Mount{
 		{Destination: "", Type: "tmpfs"},
@@ -204,7 +225,7 @@ func TestParseMount(t *testing.T) {
 		{Destination: "/i", Type: "bind", Source: "/src", UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}},
 		{Destination: "/i", Type: "bind", Source: "/src", Options: []string{"idmap"}},
 	} {
-		if _, err := parseMount(bad); err == nil {
+		if _, err := parseMount(bad, ""); err == nil {
 			t.Errorf("parseMount(%+v): no error", bad)
 		}
 	}
@@ -214,7 +235,7 @@ func TestDevSetup(t *testing.T) {
 	mk := func(ms ...specs.Mount) []*specMount {
 		var out []*specMount
 		for _, m := range ms {
-			sm, err := parseMount(m)
+			sm, err := parseMount(m, "")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,7 +18,10 @@ type specMount struct {
 	opts *options
 }
 
-func parseMount(m specs.Mount) (*specMount, error) {
+// parseMount checks m and parses its options. A relative bind source is
+// relative to bundle, as the runtime spec says; without a bundle it is an
+// error.
+func parseMount(m specs.Mount, bundle string) (*specMount, error) {
 	if m.Destination == "" {
 		return nil, errors.New("mount has no destination")
 	}
@@ -39,10 +42,13 @@ func parseMount(m specs.Mount) (*specMount, error) {
 			o.flags |= unix.MS_REC
 		}
 	}
-	sm := &specMount{Mount: m, dest: dest, opts: o}
 	if o.isBind() && !path.IsAbs(m.Source) {
-		return nil, fmt.Errorf("mount %s: bind source %q is not an absolute path", m.Destination, m.Source)
+		if bundle == "" || m.Source == "" {
+			return nil, fmt.Errorf("mount %s: bind source %q is not an absolute path", m.Destination, m.Source)
+		}
+		m.Source = path.Join(bundle, m.Source)
 	}
+	sm := &specMount{Mount: m, dest: dest, opts: o}
 	if o.copyUp && (o.isBind() || m.Type != "tmpfs") {
 		return nil, fmt.Errorf("mount %s: tmpcopyup needs a tmpfs mount", m.Destination)
 	}

@@ -36,21 +36,32 @@ func (e notFoundError) Unwrap() error { return fs.ErrNotExist }
 // Load reads and decodes <bundle>/config.json. It does not validate the
 // result; call Validate for that.
 func Load(bundle string) (*specs.Spec, error) {
+	s, _, err := LoadJSON(bundle)
+	return s, err
+}
+
+// LoadJSON is Load that also returns config.json's bytes when specjson
+// decodes them to s (see specjson.Decode), so that they can be handed on
+// instead of an encoding of s: whoever decodes them with specjson gets s
+// again. It returns nil bytes for a config.json only encoding/json reads.
+func LoadJSON(bundle string) (*specs.Spec, []byte, error) {
 	path := filepath.Join(bundle, ConfigFile)
 	data, err := sysfile.Read(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, notFoundError{name: ConfigFile}
+			return nil, nil, notFoundError{name: ConfigFile}
 		}
-		return nil, fmt.Errorf("read %s: %w", ConfigFile, err)
+		return nil, nil, fmt.Errorf("read %s: %w", ConfigFile, err)
 	}
-	return decode(data)
+	if s, ok := specjson.Decode(data); ok {
+		return s, data, nil
+	}
+	s, err := decodeStd(data)
+	return s, nil, err
 }
 
-func decode(data []byte) (*specs.Spec, error) {
-	if s, ok := specjson.Decode(data); ok {
-		return s, nil
-	}
+// decodeStd decodes with encoding/json, whose errors name what is wrong.
+func decodeStd(data []byte) (*specs.Spec, error) {
 	var s *specs.Spec
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("parse %s: %s", ConfigFile, describeJSONError(data, err))

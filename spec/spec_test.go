@@ -66,6 +66,42 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// TestLoadJSON: the bytes come back only when specjson read them, and then
+// they decode to the spec returned.
+func TestLoadJSON(t *testing.T) {
+	for _, tc := range []struct {
+		name, content string
+		raw           bool
+	}{
+		{"plain", `{"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/"},"hostname":"h"}`, true},
+		// Only encoding/json folds the case of keys, or knows what an
+		// unknown key means to it (nothing).
+		{"folded key", `{"ociVersion":"1.0.2","Hostname":"h"}`, false},
+		{"unknown key", `{"ociVersion":"1.0.2","hostname":"h","unknownField":1}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bundle := t.TempDir()
+			writeConfig(t, bundle, tc.content)
+			s, raw, err := LoadJSON(bundle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Hostname != "h" {
+				t.Fatalf("decoded %+v", s)
+			}
+			if (raw != nil) != tc.raw {
+				t.Fatalf("bytes returned: %v, want %v", raw != nil, tc.raw)
+			}
+			if raw != nil && string(raw) != tc.content {
+				t.Fatalf("bytes %q, want the file's", raw)
+			}
+		})
+	}
+	if _, raw, err := LoadJSON(t.TempDir()); err == nil || raw != nil {
+		t.Fatalf("missing config.json: %v, %q", err, raw)
+	}
+}
+
 func TestLoadMissing(t *testing.T) {
 	_, err := Load(t.TempDir())
 	if err == nil || err.Error() != "JSON specification file config.json not found" {

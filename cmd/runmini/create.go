@@ -59,7 +59,7 @@ func createContainer(c *cli.Context, foreground bool, run *runStart) (_ *libcont
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	s, err := spec.Load(bundle)
+	s, specJSON, err := spec.LoadJSON(bundle)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -88,6 +88,7 @@ func createContainer(c *cli.Context, foreground bool, run *runStart) (_ *libcont
 		ID:            id,
 		Bundle:        bundle,
 		Spec:          s,
+		SpecJSON:      specJSON,
 		Rootfs:        rootfs,
 		ConsoleSocket: consoleSocket,
 		NoPivot:       c.Bool("no-pivot"),

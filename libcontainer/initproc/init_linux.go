@@ -120,6 +120,7 @@ func initContainer(conn *syncp.Conn) error {
 	}
 	in.mc = &mount.Config{
 		Rootfs:            ic.Rootfs,
+		Bundle:            ic.Bundle,
 		Mounts:            s.Mounts,
 		Devices:           lx.Devices,
 		RootfsPropagation: lx.RootfsPropagation,

@@ -22,6 +22,7 @@ package specjson
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/mailru/easyjson/jlexer"
@@ -145,4 +146,54 @@ func Unmarshal(data []byte, v Unmarshaler) error {
 	l := jlexer.Lexer{Data: data}
 	v.UnmarshalEasyJSON(&l)
 	return l.Error()
+}
+
+// WithoutLinux returns data, a config.json Decode accepted, with the
+// values of the named members of its "linux" object replaced by null, so
+// that it decodes to the same spec with those fields nil; the rest is
+// byte for byte the same. ok is false when data is not such a document,
+// and data comes back unchanged.
+func WithoutLinux(data []byte, names ...string) (_ []byte, ok bool) {
+	// Decode accepted data: its keys are spelled exactly, unescaped and
+	// never twice in an object, so comparing them as they stand is what
+	// the decoder does.
+	type span struct{ start, end int }
+	var cut []span
+	l := jlexer.Lexer{Data: data}
+	l.Delim('{')
+	for l.Ok() && !l.IsDelim('}') {
+		key := l.UnsafeString()
+		l.WantColon()
+		if key != "linux" || l.IsNull() {
+			l.SkipRecursive()
+			l.WantComma()
+			continue
+		}
+		l.Delim('{')
+		for l.Ok() && !l.IsDelim('}') {
+			key := l.UnsafeString()
+			l.WantColon()
+			v := l.Raw()
+			if l.Ok() && slices.Contains(names, key) {
+				cut = append(cut, span{l.GetPos() - len(v), l.GetPos()})
+			}
+			l.WantComma()
+		}
+		l.Delim('}')
+		l.WantComma()
+	}
+	l.Delim('}')
+	if !l.Ok() {
+		return data, false
+	}
+	if len(cut) == 0 {
+		return data, true
+	}
+	out := make([]byte, 0, len(data))
+	prev := 0
+	for _, c := range cut {
+		out = append(append(out, data[prev:c.start]...), "null"...)
+		prev = c.end
+	}
+	return append(out, data[prev:]...), true
 }

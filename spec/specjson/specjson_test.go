@@ -223,3 +223,57 @@ func FuzzAgreesWithEncodingJSON(f *testing.F) {
 		agree(t, data)
 	})
 }
+
+// TestWithoutLinux: the named members of "linux" decode as nil and
+// nothing else changes, wherever they stand and however the document is
+// laid out.
+func TestWithoutLinux(t *testing.T) {
+	full := `{
+  "ociVersion": "1.2.0",
+  "hostname": "linux",
+  "annotations": {"linux": "seccomp", "x": "{\"linux\":1}"},
+  "linux" : {
+    "seccomp" : {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "}"], "action": "SCMP_ACT_ALLOW"}]},
+    "namespaces": [{"type": "pid"}],
+    "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+    "maskedPaths": ["/proc/kcore"]
+  },
+  "process": {"args": ["sh"], "cwd": "/"}
+}`
+	out, ok := WithoutLinux([]byte(full), "seccomp", "resources")
+	if !ok {
+		t.Fatal("declined")
+	}
+	got, ok := Decode(out)
+	if !ok {
+		t.Fatalf("result does not decode: %s", out)
+	}
+	want, _ := Decode([]byte(full))
+	if want.Linux.Seccomp == nil || want.Linux.Resources == nil {
+		t.Fatal("test document lost its seccomp or resources")
+	}
+	want.Linux.Seccomp, want.Linux.Resources = nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	if !strings.Contains(string(out), `"seccomp" : null,`) || !strings.Contains(string(out), `"resources": null,`) {
+		t.Fatalf("values not replaced in place: %s", out)
+	}
+
+	for _, doc := range []string{
+		`{"ociVersion":"1.2.0"}`,
+		`{"linux":null}`,
+		`{"linux":{}}`,
+		`{"linux":{"maskedPaths":["/seccomp"]},"seccomp":{"a":1}}`,
+	} {
+		out, ok := WithoutLinux([]byte(doc), "seccomp")
+		if !ok || string(out) != doc {
+			t.Errorf("%s: got %s, %v; want it unchanged", doc, out, ok)
+		}
+	}
+	for _, bad := range []string{`{"linux":{"seccomp":}}`, `[]`, `{"linux":`, ``} {
+		if out, ok := WithoutLinux([]byte(bad), "seccomp"); ok || string(out) != bad {
+			t.Errorf("%q: got %q, %v; want it declined and unchanged", bad, out, ok)
+		}
+	}
+}

@@ -476,6 +476,28 @@ func TestRootfsMounts(t *testing.T) {
 		}
 	})
 
+	// A relative bind source is the bundle's (runtime spec), however bind
+	// is asked for; config.json goes to the init as written.
+	t.Run("bind source relative to the bundle", func(t *testing.T) {
+		t.Parallel()
+		bundle := testutil.Bundle(t, featShell("cat /rel/file /rrel/file /opt/file", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts,
+				specs.Mount{Destination: "/rel", Type: "bind", Source: "data", Options: []string{"ro"}},
+				specs.Mount{Destination: "/rrel", Type: "rbind", Source: "./data/../data"},
+				specs.Mount{Destination: "/opt", Type: "none", Source: "data", Options: []string{"rbind", "ro"}},
+			)
+		}))
+		if err := os.Mkdir(filepath.Join(bundle, "data"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bundle, "data", "file"), []byte("in-bundle\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := featLines(featRunBundle(t, bundle)); strings.Join(got, ",") != "in-bundle,in-bundle,in-bundle" {
+			t.Errorf("reading the binds: %q, want the bundle's file three times", got)
+		}
+	})
+
 	t.Run("bind propagation", func(t *testing.T) {
 		t.Parallel()
 		src := hostDir(t)

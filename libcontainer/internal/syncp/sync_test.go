@@ -14,7 +14,7 @@ import (
 )
 
 func sendConfig(c *Conn, ic *InitConfig, pid int) error {
-	b, err := EncodeConfig(ic)
+	b, err := EncodeConfig(ic, nil)
 	if err != nil {
 		return err
 	}
@@ -69,6 +69,41 @@ func TestSyncRoundTrip(t *testing.T) {
 	c.Close()
 	if _, err := parent.Expect(MsgOK, nil); err == nil {
 		t.Fatal("EOF not reported")
+	}
+}
+
+// TestEncodeConfigRawSpec: given the spec's JSON, the config carries it in
+// place of ic.Spec, and every other field as well.
+func TestEncodeConfigRawSpec(t *testing.T) {
+	raw := []byte(`{
+	"ociVersion": "1.2.0",
+	"process": {"args": ["/bin/true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+	"hostname": "from-raw <&>",
+	"mounts": [{"destination": "/data", "type": "bind", "source": "data", "options": ["rbind"]}]
+}`)
+	other := &specs.Spec{Hostname: "from-struct"}
+	ic := &InitConfig{Version: Version, ID: "c1", Bundle: "/b", Spec: (*specjson.Spec)(other), ConsoleFD: -1, ExecSockFD: 5, NoPivot: true, CgroupPaths: map[string]string{"pids": "/p"}}
+	b, err := EncodeConfig(ic, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadConfig(&Msg{Type: MsgConfig, Config: b, Pid: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want specs.Spec
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual((*specs.Spec)(got.Spec), &want) {
+		t.Fatalf("spec: got %+v, want %+v", got.Spec, want)
+	}
+	got.Spec, ic.Spec, ic.InitPid = nil, nil, 7
+	if !reflect.DeepEqual(got, ic) {
+		t.Fatalf("config: got %+v, want %+v", got, ic)
+	}
+	if other.Hostname != "from-struct" {
+		t.Fatal("EncodeConfig changed the caller's spec")
 	}
 }
 
