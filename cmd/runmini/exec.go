@@ -38,7 +38,7 @@ var execCommand = &cli.Command{
 			return err
 		}
 		detach := c.Bool("detach")
-		fwd, err := foregroundOrEarly(detach)
+		fwd, err := foreground(detach)
 		if err != nil {
 			return err
 		}
@@ -78,7 +78,7 @@ var execCommand = &cli.Command{
 			return fmt.Errorf("invalid --preserve-fds %d", n)
 		}
 		// The process runs as soon as it exists: every signal first.
-		fwd.waitAll()
+		fwd.WaitAll()
 		proc, err := ctr.Exec(c.Context, &libcontainer.ExecOpts{
 			Process:       p,
 			ConsoleSocket: consoleSocket,
@@ -101,7 +101,7 @@ var execCommand = &cli.Command{
 				return err
 			}
 		}
-		return exitStatus(waitForeground(proc, fwd.sigs, tty))
+		return exitStatus(waitForeground(proc, fwd.Sigs, tty))
 	},
 }
 

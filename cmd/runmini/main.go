@@ -31,7 +31,6 @@ func main() {
 		initproc.Init() // never returns
 	}
 	app := newApp()
-	startEarly(app, os.Args[1:])
 	if err := app.Run(os.Args); err != nil {
 		fatal(err)
 	}

@@ -3,15 +3,19 @@ package main
 import (
 	"errors"
 	"io"
+	"maps"
 	"slices"
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/runmini/runmini/cmd/runmini/internal/catch"
 )
 
-// startEarly starts a foreground catch only when mayDetach says no argument
-// could set --detach: whenever it says so, urfave/cli, parsing the real
-// flags of run and exec, must find detach false.
+// package catch starts a foreground catch from its init only when
+// MayDetach says no argument could set --detach: whenever it says so,
+// urfave/cli, parsing the real flags of run and exec, must find detach
+// false.
 func TestMayDetach(t *testing.T) {
 	for _, c := range []struct {
 		cmd  *cli.Command
@@ -31,8 +35,8 @@ func TestMayDetach(t *testing.T) {
 		{execCommand, []string{"-d", "id", "sh"}, true},
 		{execCommand, []string{"id", "ls", "-d", "/"}, true}, // conservative: the process's own -d
 	} {
-		if got := mayDetach(c.args); got != c.may {
-			t.Errorf("mayDetach(%q) = %v, want %v", c.args, got, c.may)
+		if got := catch.MayDetach(c.args); got != c.may {
+			t.Errorf("MayDetach(%q) = %v, want %v", c.args, got, c.may)
 		}
 		var detach bool
 		app := &cli.App{
@@ -46,14 +50,14 @@ func TestMayDetach(t *testing.T) {
 		if err := app.Run(append([]string{"runmini", c.cmd.Name}, c.args...)); err != nil {
 			t.Fatalf("%s %q: %v", c.cmd.Name, c.args, err)
 		}
-		if detach && !mayDetach(c.args) {
-			t.Errorf("%s %q: urfave/cli sets --detach, mayDetach says it cannot", c.cmd.Name, c.args)
+		if detach && !catch.MayDetach(c.args) {
+			t.Errorf("%s %q: urfave/cli sets --detach, MayDetach says it cannot", c.cmd.Name, c.args)
 		}
 	}
 }
 
-// commandArgs finds the command where urfave/cli, parsing the app's real
-// global flags, does.
+// catch.CommandArgs finds the command where urfave/cli, parsing the app's
+// real global flags, does.
 func TestCommandArgs(t *testing.T) {
 	errStop := errors.New("stop before the command")
 	for _, args := range [][]string{
@@ -67,7 +71,7 @@ func TestCommandArgs(t *testing.T) {
 		{"--", "run", "id"},
 		{"--root", "/r"},
 	} {
-		got := commandArgs(newApp(), args)
+		got := catch.CommandArgs(args)
 		var want []string
 		app := newApp()
 		app.Writer, app.ErrWriter = io.Discard, io.Discard
@@ -84,10 +88,29 @@ func TestCommandArgs(t *testing.T) {
 			want = nil
 		}
 		if got != nil && !slices.Equal(got, want) {
-			t.Errorf("commandArgs(%q) = %q, urfave/cli finds %q", args, got, want)
+			t.Errorf("CommandArgs(%q) = %q, urfave/cli finds %q", args, got, want)
 		}
 		if got == nil && want != nil && args[0] != "--" {
-			t.Errorf("commandArgs(%q) found no command, urfave/cli finds %q", args, want)
+			t.Errorf("CommandArgs(%q) found no command, urfave/cli finds %q", args, want)
 		}
+	}
+}
+
+// catch.GlobalFlags, which package catch reads the command line with
+// before urfave/cli exists, names the app's global flags and which take a
+// value.
+func TestGlobalFlags(t *testing.T) {
+	want := map[string]bool{}
+	for _, f := range newApp().Flags {
+		v, ok := f.(cli.DocGenerationFlag)
+		if !ok {
+			t.Fatalf("flag %v: cannot tell whether it takes a value", f.Names())
+		}
+		for _, n := range f.Names() {
+			want[n] = v.TakesValue()
+		}
+	}
+	if !maps.Equal(catch.GlobalFlags, want) {
+		t.Fatalf("catch.GlobalFlags = %v, the app's flags are %v", catch.GlobalFlags, want)
 	}
 }
