@@ -229,14 +229,24 @@ func initSpec(s *specs.Spec) *specs.Spec {
 	return &c
 }
 
-// initSpecJSON is initSpec for the spec's JSON (CreateOpts.SpecJSON), or
-// nil when that cannot be had: the init ignores the hooks it does not run,
-// which are short.
-func initSpecJSON(raw []byte) []byte {
-	if raw == nil {
+// initSpecJSON is initSpec as JSON made without encoding the whole spec,
+// or nil when that cannot be had. For a new container it is SpecJSON
+// without what initSpec drops (the init ignores the hooks it does not
+// run, which are short). An exec's init reads nothing but the process: an
+// encoding of that alone spares encoding/json's reflection over every type
+// of the spec.
+func (o *CreateOpts) initSpecJSON() []byte {
+	if o.exec {
+		b, err := json.Marshal(o.Spec.Process)
+		if err != nil {
+			return nil
+		}
+		return append(append([]byte(`{"process":`), b...), '}')
+	}
+	if o.SpecJSON == nil {
 		return nil
 	}
-	b, ok := specjson.WithoutLinux(raw, "seccomp", "resources")
+	b, ok := specjson.WithoutLinux(o.SpecJSON, "seccomp", "resources")
 	if !ok {
 		return nil
 	}
@@ -509,7 +519,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 	// written. Its pid goes beside it in the message.
 	encoded := make(chan encodedConfig, 1)
 	go func() {
-		b, err := syncp.EncodeConfig(ic, initSpecJSON(o.SpecJSON))
+		b, err := syncp.EncodeConfig(ic, o.initSpecJSON())
 		encoded <- encodedConfig{b, err}
 	}()
 	// The cgroup's limits (v1: a few files in every hierarchy, a

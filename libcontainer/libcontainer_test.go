@@ -3,6 +3,7 @@ package libcontainer
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/runmini/runmini/libcontainer/seccomp"
+	"github.com/runmini/runmini/spec/specjson"
 )
 
 func TestPlanNamespaces(t *testing.T) {
@@ -199,5 +201,56 @@ func TestRemoveStateDir(t *testing.T) {
 		if err := removeStateDir(dir); err != nil {
 			t.Errorf("removing a removed dir: %v", err)
 		}
+	}
+}
+
+// state.json records CreateOpts.SpecJSON as it is, and spec() decodes it
+// with the generated decoder, or encoding/json where that declines.
+func TestStateConfigJSON(t *testing.T) {
+	dir := t.TempDir()
+	raw := []byte(`{"ociVersion": "1.2.0", "hostname": "h"}`)
+	cfg := &specs.Spec{Version: "1.2.0", Hostname: "h"}
+	if err := writeState(dir, &persisted{ID: "c", Config: cfg, configJSON: raw}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := readState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(p.RawConfig) != `{"ociVersion":"1.2.0","hostname":"h"}` {
+		t.Errorf("config recorded as %s", p.RawConfig)
+	}
+	if s := p.spec(); s == nil || !reflect.DeepEqual(s, cfg) {
+		t.Errorf("spec() = %+v, want %+v", s, cfg)
+	}
+	// A key only encoding/json reads (folded case): the fallback.
+	folded := &persisted{RawConfig: []byte(`{"Hostname": "h"}`)}
+	if s := folded.spec(); s == nil || s.Hostname != "h" {
+		t.Errorf("spec() of a case-folded key = %+v", s)
+	}
+}
+
+// The init of an exec gets the process alone; a new container's init gets
+// SpecJSON without seccomp and resources.
+func TestInitSpecJSON(t *testing.T) {
+	proc := &specs.Process{Args: []string{"sh", "-c", "x"}, Env: []string{"A=<&>"}, Cwd: "/w", User: specs.User{UID: 1, GID: 2, AdditionalGids: []uint32{3}},
+		Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_KILL"}}, Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 9, Soft: 8}},
+		NoNewPrivileges: true, Terminal: true, ConsoleSize: &specs.Box{Height: 1, Width: 2}}
+	o := &CreateOpts{exec: true, Spec: &specs.Spec{Hostname: "x", Process: proc, Linux: &specs.Linux{Sysctl: map[string]string{"a": "b"}}}}
+	s, ok := specjson.Decode(o.initSpecJSON())
+	if !ok {
+		t.Fatalf("exec: %s does not decode", o.initSpecJSON())
+	}
+	if !reflect.DeepEqual(s, &specs.Spec{Process: proc}) {
+		t.Errorf("exec: the init gets %+v, want the process alone", s)
+	}
+
+	o = &CreateOpts{Spec: &specs.Spec{}, SpecJSON: []byte(`{"hostname":"h","linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW"},"resources":{"pids":{"limit":1}},"sysctl":{"a":"b"}}}`)}
+	s, ok = specjson.Decode(o.initSpecJSON())
+	if !ok || s.Hostname != "h" || s.Linux == nil || s.Linux.Seccomp != nil || s.Linux.Resources != nil || s.Linux.Sysctl["a"] != "b" {
+		t.Errorf("create: the init gets %+v", s)
+	}
+	if (&CreateOpts{Spec: &specs.Spec{}}).initSpecJSON() != nil {
+		t.Error("create without SpecJSON: JSON made up")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/runmini/runmini/internal/sysfile"
+	"github.com/runmini/runmini/spec/specjson"
 )
 
 // Status is a container's lifecycle state, as the OCI runtime spec names it.
@@ -70,6 +71,12 @@ func (p *persisted) hasConfig() bool {
 // none or it cannot be decoded (configErr says why).
 func (p *persisted) spec() *specs.Spec {
 	if p.Config == nil && p.configErr == nil && p.hasConfig() {
+		// Generated code first (~0.2 ms, against encoding/json's 1-2 ms
+		// of reflection in a fresh process: this is on exec's way).
+		if s, ok := specjson.Decode(p.RawConfig); ok {
+			p.Config = s
+			return s
+		}
 		s := new(specs.Spec)
 		if err := json.Unmarshal(p.RawConfig, s); err != nil {
 			p.configErr = err
