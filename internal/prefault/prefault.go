@@ -9,6 +9,11 @@
 // maps them at ~1 µs a page. A page mapped and never used costs its ~1 µs
 // and its unmapping at exit or exec, hence a window per program.
 //
+// HugeHeap instead maps the next 2 MiB of heap as one transparent huge page
+// (where the kernel has them, even in "madvise" mode): one fault's worth
+// of work for all the heap the runmini CLI uses, one page table entry to
+// clear at exit, and no shadow page table entries by the hundred on a VM.
+//
 // Heap must run as early as possible: from the init of a package that
 // imports nothing else, which Go (initialising packages in dependency
 // order, then by import path) runs before the standard library's package
@@ -20,6 +25,7 @@ import "unsafe"
 
 const (
 	chunkSize  = 4 << 20 // pallocChunkBytes: the runtime maps the heap in these
+	hugeSize   = 2 << 20 // a transparent huge page (PMD) on amd64 and 4 KiB-page arm64
 	pageSize   = 4096
 	heapPage   = 8192          // the runtime's page
 	cacheBlock = 64 * heapPage // a P's page cache
@@ -60,6 +66,29 @@ func Heap(after, before uintptr) {
 	if Populate(start, end, true) {
 		populated.start, populated.end = start, end
 	}
+}
+
+// madvHugepage asks for transparent huge pages in a range (Linux 2.6.38).
+const madvHugepage = 14
+
+// HugeHeap maps the 2 MiB of heap from the next 2 MiB boundary, where the
+// heap then goes on, as one transparent huge page. The pages skipped up
+// to the boundary cost address space, not memory (see Heap). Where the
+// heap does not go on at the boundary, or the kernel has no transparent
+// huge pages, it is Heap(after, before). With transparent huge pages
+// "never" the 2 MiB are mapped page by page, a little more than Heap's
+// window.
+func HugeHeap(after, before uintptr) {
+	start := nextPage()
+	huge := (start + hugeSize - 1) &^ (hugeSize - 1)
+	if start != huge {
+		start = skipTo(start, huge)
+	}
+	if start == huge && madvise(huge, hugeSize, madvHugepage) == 0 && Populate(huge, huge+hugeSize, true) {
+		populated.start, populated.end = huge, huge+hugeSize
+		return
+	}
+	Heap(after, before)
 }
 
 // skipTo allocates the free pages of the heap up to end and returns the
