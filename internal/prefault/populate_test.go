@@ -1,7 +1,6 @@
 package prefault
 
 import (
-	"bufio"
 	"os"
 	"strconv"
 	"strings"
@@ -11,41 +10,47 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mapping returns the Size and Rss (KiB) /proc/self/smaps gives for the
-// mapping that holds addr.
-func mapping(t *testing.T, addr uintptr) (size, rss int) {
-	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
+// smaps returns the fields (KiB) /proc/self/smaps gives for the mapping
+// that holds addr, nil when none does.
+func smaps(addr uintptr) map[string]int {
+	b, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
-		t.Fatal(err)
+		return nil
 	}
-	defer f.Close()
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 {
+	var out map[string]int
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
 			continue
 		}
-		if lo, hi, ok := strings.Cut(fields[0], "-"); ok && len(fields) >= 5 {
+		if lo, hi, ok := strings.Cut(f[0], "-"); ok && len(f) >= 5 {
+			if out != nil {
+				return out
+			}
 			l, err1 := strconv.ParseUint(lo, 16, 64)
 			h, err2 := strconv.ParseUint(hi, 16, 64)
-			in = err1 == nil && err2 == nil && uint64(addr) >= l && uint64(addr) < h
+			if err1 == nil && err2 == nil && uint64(addr) >= l && uint64(addr) < h {
+				out = map[string]int{}
+			}
 			continue
 		}
-		if !in || len(fields) < 2 {
-			continue
-		}
-		switch fields[0] {
-		case "Size:":
-			size, _ = strconv.Atoi(fields[1])
-		case "Rss:":
-			rss, _ = strconv.Atoi(fields[1])
-			return size, rss
+		if out != nil && len(f) >= 2 {
+			if v, err := strconv.Atoi(f[1]); err == nil {
+				out[strings.TrimSuffix(f[0], ":")] = v
+			}
 		}
 	}
-	t.Fatalf("no mapping holds %#x", addr)
-	return 0, 0
+	return out
+}
+
+// mapping returns the Size and Rss (KiB) of the mapping that holds addr.
+func mapping(t *testing.T, addr uintptr) (size, rss int) {
+	t.Helper()
+	m := smaps(addr)
+	if m == nil {
+		t.Fatalf("no mapping holds %#x", addr)
+	}
+	return m["Size"], m["Rss"]
 }
 
 func TestPopulate(t *testing.T) {

@@ -33,8 +33,9 @@ const (
 
 var anchor, filler []byte
 
-// populated is the range Heap asked the kernel to map, for the tests.
-var populated struct{ start, end uintptr }
+// populated is the range Heap or HugeHeap asked the kernel to map, and the
+// page the heap was to hand out next, for the tests.
+var populated struct{ start, end, next uintptr }
 
 // Heap maps the after bytes of heap the runtime is to hand out next and
 // the before bytes below them (spans already handed out, whose later
@@ -73,19 +74,22 @@ const madvHugepage = 14
 
 // HugeHeap maps the 2 MiB of heap from the next 2 MiB boundary, where the
 // heap then goes on, as one transparent huge page. The pages skipped up
-// to the boundary cost address space, not memory (see Heap). Where the
-// heap does not go on at the boundary, or the kernel has no transparent
-// huge pages, it is Heap(after, before). With transparent huge pages
-// "never" the 2 MiB are mapped page by page, a little more than Heap's
-// window.
+// to the boundary cost address space, not memory (see Heap). The skip
+// often lands a page cache block or two past the boundary (another P's
+// cache holds the block at it); the heap still has after bytes of the
+// huge page ahead then. Where it has not, or the kernel has no
+// transparent huge pages, it is Heap(after, before). With transparent
+// huge pages "never" the 2 MiB are mapped page by page, a little more
+// than Heap's window.
 func HugeHeap(after, before uintptr) {
 	start := nextPage()
 	huge := (start + hugeSize - 1) &^ (hugeSize - 1)
 	if start != huge {
 		start = skipTo(start, huge)
 	}
-	if start == huge && madvise(huge, hugeSize, madvHugepage) == 0 && Populate(huge, huge+hugeSize, true) {
-		populated.start, populated.end = huge, huge+hugeSize
+	if start >= huge && start+after <= huge+hugeSize &&
+		madvise(huge, hugeSize, madvHugepage) == 0 && Populate(huge, huge+hugeSize, true) {
+		populated.start, populated.end, populated.next = huge, huge+hugeSize, start
 		return
 	}
 	Heap(after, before)
