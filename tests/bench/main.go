@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,14 +103,8 @@ func main() {
 				}
 				return nil
 			}))
-			run[rt.name] = append(run[rt.name], timed(func() error {
-				out, err := output(rt.cmd(bundle, "run", "r"+id))
-				if err != nil {
-					return fmt.Errorf("%s run: %s", rt.name, firstLine(out, err))
-				}
-				return nil
-			}))
 		}
+		timedRun(rts, bundle, fmt.Sprintf("r%d", i), run)
 	}
 	runtimeTable("create + start + delete", rts, life)
 	runtimeTable("run (create, start, wait, delete)", rts, run)
@@ -165,16 +160,39 @@ func (rt *runtimeUnderTest) cmd(bundle string, args ...string) *exec.Cmd {
 // output runs c with its stdout and stderr in a file: a container created
 // by c inherits them, and a pipe would stay open as long as it lives.
 func output(c *exec.Cmd) ([]byte, error) {
+	out, _, err := timedOutput(c)
+	return out, err
+}
+
+// timedOutput is output that also tells how long c ran, from its start to
+// its exit: the file's making, reading and removal are the bench's, not
+// the runtime's, and stay out of the time.
+func timedOutput(c *exec.Cmd) ([]byte, time.Duration, error) {
 	f, err := os.CreateTemp("", "bench-out")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
 	c.Stdout, c.Stderr = f, f
+	start := time.Now()
 	runErr := c.Run()
+	d := time.Since(start)
 	out, _ := os.ReadFile(f.Name())
-	return out, runErr
+	return out, d, runErr
+}
+
+// timedRun times `run` of a new container id with each runtime, in an order
+// shuffled anew each time so that none always follows the other.
+func timedRun(rts []*runtimeUnderTest, bundle, id string, d map[string][]time.Duration) {
+	for _, k := range rand.Perm(len(rts)) {
+		rt := rts[k]
+		out, took, err := timedOutput(rt.cmd(bundle, "run", id))
+		if err != nil {
+			fatal(fmt.Errorf("%s run: %s", rt.name, firstLine(out, err)))
+		}
+		d[rt.name] = append(d[rt.name], took)
+	}
 }
 
 func waitStopped(rt *runtimeUnderTest, id string) {
@@ -231,15 +249,7 @@ func benchSeccomp(work string, rts []*runtimeUnderTest, n int) {
 	}
 	run := map[string][]time.Duration{}
 	for i := 0; i < n; i++ {
-		for _, rt := range rts {
-			run[rt.name] = append(run[rt.name], timed(func() error {
-				out, err := output(rt.cmd(bundle, "run", fmt.Sprintf("s%d", i)))
-				if err != nil {
-					return fmt.Errorf("%s run: %s", rt.name, firstLine(out, err))
-				}
-				return nil
-			}))
-		}
+		timedRun(rts, bundle, fmt.Sprintf("s%d", i), run)
 	}
 	runtimeTable("run with containerd's default seccomp profile (runmini compiles it once per --root)", rts, run)
 }
