@@ -167,7 +167,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 			}
 		}()
 	}
-	sp, err := spec.Load(r.Bundle)
+	sp, specJSON, err := spec.LoadJSON(r.Bundle)
 	if err != nil {
 		return nil, fmt.Errorf("task %s: bundle %s: %v: %w", r.ID, r.Bundle, err, errdefs.ErrInvalidArgument)
 	}
@@ -194,8 +194,9 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 	if err := spec.Validate(sp, r.Bundle); err != nil {
 		return nil, fmt.Errorf("task %s: bundle %s: %v: %w", r.ID, r.Bundle, err, errdefs.ErrInvalidArgument)
 	}
-	if sp.Process != nil {
+	if sp.Process != nil && sp.Process.Terminal != r.Terminal {
 		sp.Process.Terminal = r.Terminal
+		specJSON = nil // the bytes no longer say what the spec does
 	}
 
 	cfg := stdioConfig{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
@@ -211,6 +212,7 @@ func (s *service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (_ *
 			ID:            r.ID,
 			Bundle:        r.Bundle,
 			Spec:          sp,
+			SpecJSON:      specJSON,
 			Rootfs:        spec.RootfsPath(sp, r.Bundle),
 			ConsoleSocket: console,
 			NoPivot:       opts.NoPivotRoot,

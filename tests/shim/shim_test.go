@@ -3,6 +3,7 @@ package shim
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -343,27 +344,33 @@ func TestStdinFifoAndCloseIO(t *testing.T) {
 	}
 }
 
+// The request's Terminal is what counts, whatever config.json says.
 func TestTerminal(t *testing.T) {
 	t.Parallel()
-	id := testutil.ID(t)
-	b := testutil.Bundle(t, func(s *specs.Spec) {
-		s.Process.Args = []string{"sh", "-c", "stty size; tty; exit 4"}
-		s.Process.Terminal = true
-	})
-	e := startShim(t, b, id)
-	stdout, _ := e.create(id, b, func(r *taskapi.CreateTaskRequest) { r.Terminal = true; r.Stderr = "" })
-	if _, err := e.client.ResizePty(ctx(t), &taskapi.ResizePtyRequest{ID: id, Width: 123, Height: 45}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
-		t.Fatal(err)
-	}
-	if d := e.deleteTask(id); d.ExitStatus != 4 {
-		t.Errorf("exit %d", d.ExitStatus)
-	}
-	out := readFile(t, stdout)
-	if !strings.Contains(out, "45 123\r\n") || !strings.Contains(out, "/dev/pts/") {
-		t.Errorf("terminal output %q", out)
+	for _, inConfig := range []bool{true, false} {
+		t.Run(fmt.Sprintf("config.json terminal %v", inConfig), func(t *testing.T) {
+			t.Parallel()
+			id := testutil.ID(t)
+			b := testutil.Bundle(t, func(s *specs.Spec) {
+				s.Process.Args = []string{"sh", "-c", "stty size; tty; exit 4"}
+				s.Process.Terminal = inConfig
+			})
+			e := startShim(t, b, id)
+			stdout, _ := e.create(id, b, func(r *taskapi.CreateTaskRequest) { r.Terminal = true; r.Stderr = "" })
+			if _, err := e.client.ResizePty(ctx(t), &taskapi.ResizePtyRequest{ID: id, Width: 123, Height: 45}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.client.Start(ctx(t), &taskapi.StartRequest{ID: id}); err != nil {
+				t.Fatal(err)
+			}
+			if d := e.deleteTask(id); d.ExitStatus != 4 {
+				t.Errorf("exit %d", d.ExitStatus)
+			}
+			out := readFile(t, stdout)
+			if !strings.Contains(out, "45 123\r\n") || !strings.Contains(out, "/dev/pts/") {
+				t.Errorf("terminal output %q", out)
+			}
+		})
 	}
 }
 
