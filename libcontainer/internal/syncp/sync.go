@@ -54,7 +54,7 @@ type MsgType string
 
 // Version names this protocol; bump it whenever InitConfig or the message
 // flow changes meaning.
-const Version = "runmini-sync-4"
+const Version = "runmini-sync-5"
 
 const (
 	MsgConfig        MsgType = "config"
