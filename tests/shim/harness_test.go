@@ -302,6 +302,15 @@ func (e *shimEnv) cleanup() {
 	os.RemoveAll(filepath.Join(root, testutil.SeccompCacheDir))
 	if ents, _ := os.ReadDir(root); len(ents) > 0 {
 		t.Errorf("container state left in %s: %v", root, ents)
+		// Reported; now gone too (its init, cgroups and state), so that
+		// one broken test leaves nothing for the next.
+		if rt, err := testutil.RuntimePath(); err == nil {
+			for _, ent := range ents {
+				if out, err := exec.Command(rt, "--root", root, "delete", "--force", ent.Name()).CombinedOutput(); err != nil {
+					t.Errorf("delete --force %s: %v: %s", ent.Name(), err, out)
+				}
+			}
+		}
 	}
 	os.Remove(root)
 	if t.Failed() {
