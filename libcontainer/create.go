@@ -558,7 +558,7 @@ func (c *Container) startInit(ctx context.Context, o *CreateOpts, plan *nsPlan, 
 	// It is even written now, beside its place: once the init is ready a
 	// rename puts it there (~0.5 ms less between the init's ready and its
 	// release). The failure paths remove the state dir with it.
-	staged := filepath.Join(c.dir, "."+stateFile+".new")
+	staged := filepath.Join(c.dir, stagedState)
 	if !o.exec {
 		state, err := encodeState(c.st)
 		if err != nil {

@@ -25,7 +25,6 @@ import (
 // gets its poststart hooks.
 func (c *Container) Start(ctx context.Context) error {
 	if c.startNow {
-		// Create released the init already (CreateOpts.StartNow).
 		c.startNow = false
 		syncp.Phase("start: process executed")
 		c.poststart(ctx)
@@ -203,10 +202,10 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 }
 
 // removeStateDir removes a container's state dir: what it holds is known
-// (three system calls instead of os.RemoveAll's listing), anything else
+// (a system call a file instead of os.RemoveAll's listing), anything else
 // the long way.
 func removeStateDir(dir string) error {
-	for _, f := range []string{stateFile, execSock} {
+	for _, f := range []string{stateFile, stagedState, execSock} {
 		unix.Unlink(filepath.Join(dir, f))
 	}
 	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {

@@ -30,6 +30,9 @@ const (
 
 const (
 	stateFile = "state.json"
+	// stagedState is state.json written while the init builds the
+	// container, renamed into place when it is ready.
+	stagedState = "." + stateFile + ".new"
 	// execSock exists while the init waits for `start`; its presence is
 	// what tells "created" from "running".
 	execSock = "exec.sock"

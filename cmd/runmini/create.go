@@ -113,7 +113,6 @@ func createContainer(c *cli.Context, foreground bool, run *runStart) (_ *libcont
 	return ctr, proc, tty, nil
 }
 
-// writePidFile writes atomically: a reader never sees an empty file.
 // runStart is how `run` has its container started: it waits for its
 // catch of the signals that would end it before anything is made
 // (beforeCreate) and for its catch of every signal before the process
@@ -121,6 +120,7 @@ func createContainer(c *cli.Context, foreground bool, run *runStart) (_ *libcont
 // is created unless a terminal must be attached first.
 type runStart struct{ beforeCreate, beforeStart func() }
 
+// writePidFile writes atomically: a reader never sees an empty file.
 func writePidFile(path string, pid int) error {
 	path, err := filepath.Abs(path)
 	if err != nil {

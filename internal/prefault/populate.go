@@ -2,9 +2,11 @@ package prefault
 
 // MADV_POPULATE_READ and _WRITE: Linux 5.14. Older kernels answer EINVAL
 // and the pages fault in one at a time, as without the package.
+// MADV_HUGEPAGE asks for transparent huge pages in a range (HugeHeap).
 const (
 	madvPopulateRead  = 22
 	madvPopulateWrite = 23
+	madvHugepage      = 14
 )
 
 // Populate maps [start, end), rounded out to whole pages, with one system

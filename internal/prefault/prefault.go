@@ -69,9 +69,6 @@ func Heap(after, before uintptr) {
 	}
 }
 
-// madvHugepage asks for transparent huge pages in a range (Linux 2.6.38).
-const madvHugepage = 14
-
 // HugeHeap maps the 2 MiB of heap from the next 2 MiB boundary, where the
 // heap then goes on, as one transparent huge page. The pages skipped up
 // to the boundary cost address space, not memory (see Heap). The skip

@@ -36,7 +36,7 @@ func TestInitPopulatedHeap(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer unix.Munmap(probe)
-		if err := unix.Madvise(probe, 23); err == unix.EINVAL { // MADV_POPULATE_WRITE
+		if err := unix.Madvise(probe, madvPopulateWrite); err == unix.EINVAL {
 			t.Skip("kernel without MADV_POPULATE_WRITE (before 5.14)")
 		}
 		t.Fatal("Heap did not populate the heap")

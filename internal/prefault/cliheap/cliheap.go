@@ -10,6 +10,7 @@ import "github.com/runmini/runmini/internal/prefault"
 // one huge page (prefault.HugeHeap) 34.01 (mean of 200). In a container's
 // init a huge page was ~1 ms slower than initheap's window: zeroing 2 MiB
 // costs more than the little heap an init uses saves.
+//
 // Where no huge page can be had, the window measured best above.
 const (
 	after  = 1 << 20
